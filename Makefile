@@ -1,0 +1,23 @@
+# state_msg: PGXS build, install and tests
+EXTENSION = state_msg
+MODULE_big = state_msg
+OBJS = src/state_msg.o src/message.o src/serials.o src/batch.o \
+	src/inbox.o src/inbox_am.o
+DATA = $(wildcard sql/state_msg--*.sql)
+
+# pg_regress (test/sql, test/expected) and the isolation tester
+# (test/specs, test/expected), each on a throwaway instance of its own.
+REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test --temp-instance=./tmp_regress
+ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test --temp-instance=./tmp_isolation
+
+# TAP tests (PostgreSQL::Test::Cluster) live in test/t
+TAP_TESTS = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+
+EXTRA_CLEAN = tmp_regress tmp_isolation output_iso
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

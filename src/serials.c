@@ -1,0 +1,217 @@
+/*-------------------------------------------------------------------------
+ *
+ * serials.c
+ *	  Per-client serial tracking: next expected serial and missing ranges.
+ *
+ * Every client numbers its messages 1, 2, 3, ...  The site keeps the next
+ * serial it expects from each client and the ranges it has seen skipped.
+ * This file decides, message by message, what a serial means, working on a
+ * ClientTrack in memory; batch.c reads the track from the tables and writes
+ * it back.
+ *
+ * The rules, for a message with serial s from a client expecting next:
+ *	- first message of a client: it is the baseline, next = s + 1;
+ *	- s = next: in order; next advances;
+ *	- s > next: a gap, [next, s - 1] is recorded as missing, next = s + 1;
+ *	- s < next inside a missing range: a late fill, the range shrinks or
+ *	  splits;
+ *	- s < next outside every range, with a message time later than every
+ *	  serialized message of the client so far: the client restarted its
+ *	  serials (a reinstall); a new epoch begins with s as its baseline;
+ *	- s < next otherwise: a duplicate; counted, and nothing else changes.
+ * A duplicate upload of an early message carries its original time, which
+ * is never later than the newest one seen, so it cannot pass for a reset.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "state_msg.h"
+
+/* Insert a range at position pos, growing the array as needed */
+static void
+insert_range(ClientTrack *track, int pos, int64 first, int64 last,
+			 TimestampTz detected_at)
+{
+	if (track->nranges == track->maxranges)
+	{
+		track->maxranges = Max(8, track->maxranges * 2);
+		if (track->ranges == NULL)
+			track->ranges = palloc(track->maxranges * sizeof(MissingRange));
+		else
+			track->ranges = repalloc(track->ranges,
+									 track->maxranges * sizeof(MissingRange));
+	}
+	memmove(&track->ranges[pos + 1], &track->ranges[pos],
+			(track->nranges - pos) * sizeof(MissingRange));
+	track->ranges[pos].first_serial = first;
+	track->ranges[pos].last_serial = last;
+	track->ranges[pos].detected_at = detected_at;
+	track->nranges++;
+}
+
+/* Remove the range at position pos */
+static void
+remove_range(ClientTrack *track, int pos)
+{
+	memmove(&track->ranges[pos], &track->ranges[pos + 1],
+			(track->nranges - pos - 1) * sizeof(MissingRange));
+	track->nranges--;
+}
+
+/* Append a range read from state_msg.missing_ranges (given in order) */
+void
+serials_add_range(ClientTrack *track, int64 first, int64 last,
+				  TimestampTz detected_at)
+{
+	insert_range(track, track->nranges, first, last, detected_at);
+}
+
+/* Position of the range holding serial, or -1 (binary search) */
+static int
+find_range(ClientTrack *track, int64 serial)
+{
+	int			lo = 0;
+	int			hi = track->nranges - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		MissingRange *r = &track->ranges[mid];
+
+		if (serial < r->first_serial)
+			hi = mid - 1;
+		else if (serial > r->last_serial)
+			lo = mid + 1;
+		else
+			return mid;
+	}
+	return -1;
+}
+
+/* Take serial out of the range at pos: shrink it, split it or drop it */
+static void
+fill_range(ClientTrack *track, int pos, int64 serial)
+{
+	MissingRange *r = &track->ranges[pos];
+
+	if (r->first_serial == serial && r->last_serial == serial)
+		remove_range(track, pos);
+	else if (r->first_serial == serial)
+		r->first_serial++;
+	else if (r->last_serial == serial)
+		r->last_serial--;
+	else
+	{
+		int64		last = r->last_serial;
+
+		r->last_serial = serial - 1;
+		insert_range(track, pos + 1, serial + 1, last, r->detected_at);
+	}
+	track->ranges_changed = true;
+}
+
+/* Note a serialized message's time as the client's newest, if it is */
+static void
+note_message_time(ClientTrack *track, TimestampTz t)
+{
+	if (!track->has_last_message_time || t > track->last_message_time)
+	{
+		track->last_message_time = t;
+		track->has_last_message_time = true;
+	}
+}
+
+/*
+ * Decide what msg means for the client's serials, update the track, and
+ * return the verdict.  now is the processing time, used for new ranges.
+ */
+Verdict
+serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now)
+{
+	int64		s = msg->serial_number;
+	Verdict		verdict;
+	int			pos;
+
+	track->processed++;
+	if (!msg->has_serial)
+	{
+		track->unserialized++;
+		msg->serial_epoch = track->serial_epoch;
+		return VERDICT_UNSERIALIZED;
+	}
+
+	if (!track->has_baseline)
+	{
+		track->has_baseline = true;
+		track->next_serial = s;
+	}
+
+	if (s == track->next_serial)
+	{
+		verdict = VERDICT_IN_ORDER;
+		track->next_serial = s + 1;
+	}
+	else if (s > track->next_serial)
+	{
+		verdict = VERDICT_GAP;
+		track->missing += s - track->next_serial;
+		insert_range(track, track->nranges, track->next_serial, s - 1, now);
+		track->ranges_changed = true;
+		track->next_serial = s + 1;
+	}
+	else if ((pos = find_range(track, s)) >= 0)
+	{
+		verdict = VERDICT_LATE_FILL;
+		track->late_fills++;
+		fill_range(track, pos, s);
+	}
+	else if (track->has_last_message_time &&
+			 msg->message_time > track->last_message_time)
+	{
+		/* A reinstalled client: old ranges can never be filled now */
+		verdict = VERDICT_SERIAL_RESET;
+		track->resets++;
+		track->serial_epoch++;
+		track->next_serial = s + 1;
+		if (track->nranges > 0)
+			track->ranges_changed = true;
+		track->nranges = 0;
+		track->reset_request = true;
+		track->completed_after_reset = false;
+	}
+	else
+	{
+		track->duplicates++;
+		msg->serial_epoch = track->serial_epoch;
+		return VERDICT_DUPLICATE;
+	}
+
+	note_message_time(track, msg->message_time);
+	msg->serial_epoch = track->serial_epoch;
+	return verdict;
+}
+
+/*
+ * A resync answer makes every gap before it irrelevant: drop the missing
+ * serials below serial.
+ */
+void
+serials_forget_below(ClientTrack *track, int64 serial)
+{
+	int			keep = 0;
+
+	for (int i = 0; i < track->nranges; i++)
+	{
+		MissingRange *r = &track->ranges[i];
+
+		if (r->last_serial < serial)
+			continue;
+		if (r->first_serial < serial)
+			r->first_serial = serial;
+		track->ranges[keep++] = *r;
+	}
+	if (keep != track->nranges)
+		track->ranges_changed = true;
+	track->nranges = keep;
+}

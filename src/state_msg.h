@@ -1,0 +1,146 @@
+/*-------------------------------------------------------------------------
+ *
+ * state_msg.h
+ *	  Declarations shared by the state message engine's source files.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STATE_MSG_H
+#define STATE_MSG_H
+
+#include "postgres.h"
+
+#include "utils/timestamp.h"
+
+/* Limits on what a message may carry (longer input is rejected) */
+#define SM_MAX_CLIENT_ID_LEN	256
+#define SM_MAX_TOPIC_ID_LEN		512
+#define SM_MAX_USER_PARAMS		5
+#define SM_MAX_USER_PARAM_LEN	4096
+
+/* The resync-complete message: topic type 700, state id 2 */
+#define SM_RESYNC_TOPIC_TYPE	700
+#define SM_RESYNC_COMPLETE_STATE 2
+
+/* Columns of state_msg.inbox, in table order */
+typedef enum InboxColumn
+{
+	INBOX_CLIENT_ID,
+	INBOX_SERIAL_NUMBER,
+	INBOX_TOPIC_TYPE,
+	INBOX_TOPIC_ID,
+	INBOX_TOPIC_ID_TYPE,
+	INBOX_STATE_ID,
+	INBOX_CRITICALITY,
+	INBOX_MESSAGE_TIME,
+	INBOX_USER_PARAMS,
+	INBOX_SOURCE,
+	INBOX_NATTS
+} InboxColumn;
+
+/* What processing made of a message; labels match SQL type state_msg.verdict */
+typedef enum Verdict
+{
+	VERDICT_IN_ORDER,
+	VERDICT_GAP,
+	VERDICT_LATE_FILL,
+	VERDICT_DUPLICATE,
+	VERDICT_SERIAL_RESET,
+	VERDICT_UNSERIALIZED,
+	VERDICT_REJECTED,
+	VERDICT_COUNT
+} Verdict;
+
+extern const char *const verdict_names[VERDICT_COUNT];
+
+/* What state_msg.on_bad_message asks for */
+typedef enum BadMessageAction
+{
+	BAD_MESSAGE_QUARANTINE,
+	BAD_MESSAGE_ERROR
+} BadMessageAction;
+
+/* One validated message, its client id normalized */
+typedef struct StateMessage
+{
+	int64		row_number;		/* 1-based position in its statement */
+	char	   *client_id;
+	bool		has_serial;
+	int64		serial_number;
+	int32		topic_type;
+	char	   *topic_id;
+	int32		topic_id_type;
+	int32		state_id;
+	int32		criticality;
+	TimestampTz message_time;
+	Datum		user_params;	/* text[], or 0 for none */
+	char	   *source;
+	/* set by serial tracking */
+	Verdict		verdict;
+	int32		serial_epoch;
+} StateMessage;
+
+/* A range of serials that never arrived */
+typedef struct MissingRange
+{
+	int64		first_serial;
+	int64		last_serial;
+	TimestampTz detected_at;
+} MissingRange;
+
+/*
+ * One client's serial tracking while a batch runs: the state read from
+ * state_msg.clients and state_msg.missing_ranges, and what to write back.
+ */
+typedef struct ClientTrack
+{
+	char	   *client_id;
+	bool		has_baseline;	/* false for a client never seen with a serial */
+	int64		next_serial;
+	int32		serial_epoch;
+	TimestampTz last_message_time;	/* newest serialized message time */
+	bool		has_last_message_time;
+	MissingRange *ranges;		/* sorted, disjoint */
+	int			nranges;
+	int			maxranges;
+	bool		ranges_changed;
+	/* counter increments */
+	int64		processed;
+	int64		missing;
+	int64		late_fills;
+	int64		duplicates;
+	int64		resets;
+	int64		unserialized;
+	/* resync events */
+	bool		resync_completed;	/* a resync-complete message was processed */
+	bool		reset_request;	/* a serial reset asks for a resync */
+	bool		completed_after_reset;
+} ClientTrack;
+
+/* state_msg.c: settings */
+extern int	sm_min_missing_message_age;
+extern int	sm_min_resync_period;
+extern int	sm_on_bad_message;
+
+/* message.c: validation and normalization */
+extern char *normalize_client_id(const char *raw);
+extern bool message_check(Datum *values, bool *isnull, int64 row_number,
+						  StateMessage *msg, int *sqlstate, char **reason);
+
+/* serials.c: per-client serial tracking, in memory */
+extern void serials_add_range(ClientTrack *track, int64 first, int64 last,
+							  TimestampTz detected_at);
+extern Verdict serials_apply(ClientTrack *track, StateMessage *msg,
+							 TimestampTz now);
+extern void serials_forget_below(ClientTrack *track, int64 serial);
+
+/* batch.c: the one processing path behind every entry point */
+typedef struct MessageBatch MessageBatch;
+extern MessageBatch *batch_begin(void);
+extern Verdict batch_add(MessageBatch *batch, Datum *values, bool *isnull);
+extern Verdict batch_finish(MessageBatch *batch);
+
+/* inbox_am.c */
+extern Datum state_msg_inbox_am_handler(PG_FUNCTION_ARGS);
+
+#endif							/* STATE_MSG_H */
