@@ -814,19 +814,8 @@ flush_chunk(MessageBatch *batch)
 		StateMessage *first = &msgs[starts[k]];
 		int			n = starts[k + 1] - starts[k];
 
-		/* A new client's baseline is the lowest serial it sent here */
 		if (!tracks[k].has_baseline)
-		{
-			for (int i = 0; i < n; i++)
-			{
-				if (!first[i].has_serial)
-					continue;
-				if (!tracks[k].has_baseline ||
-					first[i].serial_number < tracks[k].next_serial)
-					tracks[k].next_serial = first[i].serial_number;
-				tracks[k].has_baseline = true;
-			}
-		}
+			serials_choose_baseline(&tracks[k], first, n);
 		track_client(batch, &tracks[k], first, n);
 		collect_states(first, n, states, desc);
 	}

@@ -193,6 +193,37 @@ serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now)
 }
 
 /*
+ * Choose a new client's baseline from its first messages (in arrival
+ * order): the lowest serial, so that messages uploaded out of order in the
+ * same statement are gaps and late fills rather than duplicates.  The scan
+ * stops at a message that looks like a serial reset (a lower serial with a
+ * later time than all before it), which must not lower the baseline.
+ */
+void
+serials_choose_baseline(ClientTrack *track, StateMessage *msgs, int nmsgs)
+{
+	TimestampTz newest = 0;
+
+	for (int i = 0; i < nmsgs; i++)
+	{
+		StateMessage *msg = &msgs[i];
+
+		if (!msg->has_serial)
+			continue;
+		if (track->has_baseline && msg->serial_number < track->next_serial)
+		{
+			if (msg->message_time > newest)
+				break;
+		}
+		if (!track->has_baseline || msg->serial_number < track->next_serial)
+			track->next_serial = msg->serial_number;
+		if (!track->has_baseline || msg->message_time > newest)
+			newest = msg->message_time;
+		track->has_baseline = true;
+	}
+}
+
+/*
  * A resync answer makes every gap before it irrelevant: drop the missing
  * serials below serial.
  */

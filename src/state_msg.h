@@ -130,6 +130,8 @@ extern bool message_check(Datum *values, bool *isnull, int64 row_number,
 /* serials.c: per-client serial tracking, in memory */
 extern void serials_add_range(ClientTrack *track, int64 first, int64 last,
 							  TimestampTz detected_at);
+extern void serials_choose_baseline(ClientTrack *track, StateMessage *msgs,
+									int nmsgs);
 extern Verdict serials_apply(ClientTrack *track, StateMessage *msg,
 							 TimestampTz now);
 extern void serials_forget_below(ClientTrack *track, int64 serial);

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Shared set-up for test/check.sh, test/demo.sh and test/bench/run.sh, run as
+# root on Debian 12: installs what is missing (PostgreSQL 15, its server
+# headers, IPC::Run for TAP tests), then builds and installs the extension
+# from a copy of the checkout owned by the postgres user, because the server
+# (and so pg_regress and the TAP tests) refuses to run as root.
+# Sets ROOT (the checkout), WORK (the copy) and PG_BIN.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_BIN=/usr/lib/postgresql/15/bin
+export PATH="$PG_BIN:$PATH"
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "run this as root: it installs packages and the extension" >&2
+	exit 1
+fi
+
+missing=()
+for pkg in postgresql-15 postgresql-server-dev-15 libipc-run-perl make gcc; do
+	dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "== installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+WORK=$(mktemp -d /tmp/state_msg.XXXXXX)
+tar --exclude=.git -C "$ROOT" -cf - . | tar -C "$WORK" -xf -
+chown -R postgres: "$WORK"
+
+echo "== building state_msg"
+runuser -u postgres -- make -s -C "$WORK" PG_CONFIG="$PG_BIN/pg_config" with_llvm=no \
+	COPT="-Wall -Wextra -Wno-unused-parameter -Werror"
+make -s -C "$WORK" PG_CONFIG="$PG_BIN/pg_config" with_llvm=no install >/dev/null
