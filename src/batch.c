@@ -93,6 +93,7 @@ static SPIPlanPtr load_ranges_plan;
 static SPIPlanPtr update_clients_plan;
 static SPIPlanPtr delete_ranges_plan;
 static SPIPlanPtr insert_ranges_plan;
+static SPIPlanPtr insert_states_plan;
 static SPIPlanPtr upsert_states_plan;
 static SPIPlanPtr complete_requests_plan;
 static SPIPlanPtr insert_reset_requests_plan;
@@ -103,7 +104,7 @@ static const char *lock_clients_sql =
 " SELECT id FROM pg_catalog.unnest($1::pg_catalog.text[]) AS id"
 " ON CONFLICT (client_id) DO UPDATE SET client_id = excluded.client_id"
 " RETURNING c.client_id, c.next_serial_number, c.serial_epoch,"
-" c.last_message_time";
+" c.last_message_time, c.messages_processed";
 
 static const char *load_ranges_sql =
 "SELECT client_id, first_serial, last_serial, detected_at"
@@ -163,6 +164,15 @@ static const char *upsert_states_sql =
 "   THEN excluded.message_time >= s.message_time"
 "   ELSE (excluded.serial_epoch, excluded.serial_number)"
 "      > (s.serial_epoch, s.serial_number) END";
+
+/* A new client has no state yet: its newest messages are plain inserts */
+static const char *insert_states_sql =
+"INSERT INTO state_msg.client_state"
+" (client_id, topic_type, topic_id, topic_id_type, state_id, criticality,"
+" serial_number, serial_epoch, message_time, processed_at, user_params, source)"
+" SELECT client_id, topic_type, topic_id, topic_id_type, state_id, criticality,"
+" serial_number, serial_epoch, message_time, pg_catalog.now(), user_params, source"
+" FROM sm_states";
 
 static const char *complete_requests_sql =
 "UPDATE state_msg.resync_requests SET completed_at = pg_catalog.now()"
@@ -483,6 +493,7 @@ load_clients(ClientTrack *tracks, int ntracks)
 		d = SPI_getbinval(tuple, desc, 4, &isnull);
 		t->has_last_message_time = !isnull;
 		t->last_message_time = isnull ? 0 : DatumGetTimestampTz(d);
+		t->is_new = DatumGetInt64(SPI_getbinval(tuple, desc, 5, &isnull)) == 0;
 	}
 	if (SPI_processed != (uint64) ntracks)
 		elog(ERROR, "locked %llu clients of %d",
@@ -793,6 +804,7 @@ flush_chunk(MessageBatch *batch)
 	int		   *starts = palloc((nmsgs + 1) * sizeof(int));
 	int			ntracks = 0;
 	TupleDesc	desc = states_desc();
+	Tuplestorestate *new_states = tuplestore_begin_heap(false, false, work_mem);
 	Tuplestorestate *states = tuplestore_begin_heap(false, false, work_mem);
 
 	/* Messages arrive sorted by client: one track per run of a client */
@@ -817,12 +829,17 @@ flush_chunk(MessageBatch *batch)
 		if (!tracks[k].has_baseline)
 			serials_choose_baseline(&tracks[k], first, n);
 		track_client(batch, &tracks[k], first, n);
-		collect_states(first, n, states, desc);
+		collect_states(first, n, tracks[k].is_new ? new_states : states, desc);
 	}
 
 	save_clients(tracks, ntracks);
-	run_plan_with_rows(&upsert_states_plan, upsert_states_sql, "sm_states",
-					   desc, states, SPI_OK_INSERT);
+	if (tuplestore_tuple_count(new_states) > 0)
+		run_plan_with_rows(&insert_states_plan, insert_states_sql, "sm_states",
+						   desc, new_states, SPI_OK_INSERT);
+	if (tuplestore_tuple_count(states) > 0)
+		run_plan_with_rows(&upsert_states_plan, upsert_states_sql, "sm_states",
+						   desc, states, SPI_OK_INSERT);
+	tuplestore_end(new_states);
 	tuplestore_end(states);
 
 	batch->nmessages = 0;

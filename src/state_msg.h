@@ -95,6 +95,7 @@ typedef struct MissingRange
 typedef struct ClientTrack
 {
 	char	   *client_id;
+	bool		is_new;			/* first seen in this chunk: has no state yet */
 	bool		has_baseline;	/* false for a client never seen with a serial */
 	int64		next_serial;
 	int32		serial_epoch;
