@@ -21,3 +21,6 @@ EXTRA_CLEAN = tmp_regress tmp_isolation output_iso
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Every object depends on the shared header
+$(OBJS): src/state_msg.h
