@@ -184,57 +184,93 @@ AS 'MODULE_PATHNAME', 'state_msg_min_resync_period'
 LANGUAGE C STABLE PARALLEL SAFE;
 
 /*
+ * Is a resync request due for client c?  An outstanding request (issued, and
+ * no completion processed since) is due again once issued before
+ * reissue_before; otherwise a request is due for a missing range detected
+ * before missing_before.
+ */
+CREATE FUNCTION state_msg.resync_due(
+	c state_msg.clients,
+	reissue_before timestamptz,
+	missing_before timestamptz)
+RETURNS boolean
+LANGUAGE sql STABLE
+AS $$
+	SELECT CASE
+		WHEN c.last_resync_issued_time IS NOT NULL
+			 AND (c.last_resync_client_completed_time IS NULL
+				  OR c.last_resync_client_completed_time
+					 OPERATOR(pg_catalog.<) c.last_resync_issued_time)
+		THEN c.last_resync_issued_time OPERATOR(pg_catalog.<=) reissue_before
+		ELSE EXISTS (SELECT FROM state_msg.missing_ranges m
+					 WHERE m.client_id OPERATOR(pg_catalog.=) c.client_id
+					   AND m.detected_at OPERATOR(pg_catalog.<=) missing_before)
+	END
+$$;
+
+/*
  * The resync check cycle, as if run at as_of.  A client with a missing range
  * older than min_missing_message_age and no outstanding request gets one
  * (reason missing); an outstanding request older than min_resync_period is
  * issued again (reason reissue), whether or not an answer waits unprocessed.
- * Clients are locked in client_id order, like ingestion, so the cycle and
- * concurrent ingestion cannot deadlock.
+ *
+ * First the candidates are locked in client_id order, like ingestion, so the
+ * cycle and concurrent batches cannot deadlock.  Then the conditions are
+ * checked again with a fresh snapshot: a batch that held a client's lock
+ * may have completed its resync or filled its gaps meanwhile.  Clients that
+ * became due in between wait for the next cycle.
  */
 CREATE FUNCTION state_msg.run_resync_check(
 	as_of timestamptz DEFAULT pg_catalog.now(),
 	OUT issued bigint,
 	OUT reissued bigint)
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-WITH due AS (
-	SELECT c.client_id,
-		   c.last_resync_issued_time IS NOT NULL
-		   AND (c.last_resync_client_completed_time IS NULL
-				OR c.last_resync_client_completed_time < c.last_resync_issued_time)
-		   AS outstanding
-	FROM state_msg.clients c
-	WHERE CASE
-		WHEN c.last_resync_issued_time IS NOT NULL
-			 AND (c.last_resync_client_completed_time IS NULL
-				  OR c.last_resync_client_completed_time < c.last_resync_issued_time)
-		THEN c.last_resync_issued_time <= as_of - state_msg.min_resync_period()
-		ELSE EXISTS (SELECT FROM state_msg.missing_ranges m
-					 WHERE m.client_id = c.client_id
-					   AND m.detected_at <= as_of - state_msg.min_missing_message_age())
-	END
-	ORDER BY c.client_id
-	FOR UPDATE OF c
-),
-requests AS (
-	INSERT INTO state_msg.resync_requests (client_id, reason, issued_at)
-	SELECT due.client_id,
-		   CASE WHEN due.outstanding THEN 'reissue' ELSE 'missing' END::state_msg.resync_reason,
-		   as_of
-	FROM due
-	RETURNING reason
-),
-marked AS (
-	UPDATE state_msg.clients c
-	SET last_resync_issued_time = as_of,
-		resync_requests_issued = c.resync_requests_issued + 1
-	FROM due
-	WHERE c.client_id = due.client_id
-)
-SELECT count(*) FILTER (WHERE reason = 'missing'),
-	   count(*) FILTER (WHERE reason = 'reissue')
-FROM requests
+DECLARE
+	reissue_before timestamptz :=
+		as_of OPERATOR(pg_catalog.-) state_msg.min_resync_period();
+	missing_before timestamptz :=
+		as_of OPERATOR(pg_catalog.-) state_msg.min_missing_message_age();
+	locked text[];
+BEGIN
+	SELECT array_agg(client_id) INTO locked
+	FROM (SELECT c.client_id FROM state_msg.clients c
+		  WHERE state_msg.resync_due(c, reissue_before, missing_before)
+		  ORDER BY c.client_id
+		  FOR UPDATE) AS candidates;
+
+	WITH due AS (
+		SELECT c.client_id,
+			   c.last_resync_issued_time IS NOT NULL
+			   AND (c.last_resync_client_completed_time IS NULL
+					OR c.last_resync_client_completed_time
+					   OPERATOR(pg_catalog.<) c.last_resync_issued_time)
+			   AS outstanding
+		FROM state_msg.clients c
+		WHERE c.client_id OPERATOR(pg_catalog.=) ANY (locked)
+		  AND state_msg.resync_due(c, reissue_before, missing_before)
+	),
+	requests AS (
+		INSERT INTO state_msg.resync_requests (client_id, reason, issued_at)
+		SELECT due.client_id,
+			   CASE WHEN due.outstanding THEN 'reissue' ELSE 'missing' END::state_msg.resync_reason,
+			   as_of
+		FROM due
+		RETURNING reason
+	),
+	marked AS (
+		UPDATE state_msg.clients c
+		SET last_resync_issued_time = as_of,
+			resync_requests_issued = c.resync_requests_issued OPERATOR(pg_catalog.+) 1
+		FROM due
+		WHERE c.client_id OPERATOR(pg_catalog.=) due.client_id
+	)
+	SELECT count(*) FILTER (WHERE reason OPERATOR(pg_catalog.=) 'missing'),
+		   count(*) FILTER (WHERE reason OPERATOR(pg_catalog.=) 'reissue')
+	INTO issued, reissued
+	FROM requests;
+END
 $$;
 
 -- Issue one request by hand (or for a reason found elsewhere); returns its id.

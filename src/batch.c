@@ -124,8 +124,8 @@ static const char *update_clients_sql =
 " duplicates = c.duplicates + u.duplicates,"
 " serial_resets = c.serial_resets + u.resets,"
 " unserialized_messages = c.unserialized_messages + u.unserialized,"
-" last_resync_client_completed_time = CASE WHEN u.resync_completed"
-"   THEN pg_catalog.now() ELSE c.last_resync_client_completed_time END,"
+" last_resync_client_completed_time = COALESCE(u.resync_completed_at,"
+"   c.last_resync_client_completed_time),"
 " last_resync_issued_time = CASE WHEN u.reset_request"
 "   THEN pg_catalog.now() ELSE c.last_resync_issued_time END,"
 " resync_requests_issued = c.resync_requests_issued"
@@ -175,13 +175,13 @@ static const char *insert_states_sql =
 " FROM sm_states";
 
 static const char *complete_requests_sql =
-"UPDATE state_msg.resync_requests SET completed_at = pg_catalog.now()"
+"UPDATE state_msg.resync_requests SET completed_at = $2"
 " WHERE client_id = ANY ($1::pg_catalog.text[]) AND completed_at IS NULL";
 
 static const char *insert_reset_requests_sql =
 "INSERT INTO state_msg.resync_requests (client_id, reason, issued_at, completed_at)"
 " SELECT id, 'serial_reset', pg_catalog.now(),"
-" CASE WHEN done THEN pg_catalog.now() END"
+" CASE WHEN done THEN $3 END"
 " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
 " pg_catalog.unnest($2::pg_catalog.bool[])) AS r(id, done)";
 
@@ -672,14 +672,17 @@ client_updates_desc(void)
 	TupleDescInitEntry(desc, 8, "duplicates", INT8OID, -1, 0);
 	TupleDescInitEntry(desc, 9, "resets", INT8OID, -1, 0);
 	TupleDescInitEntry(desc, 10, "unserialized", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, 11, "resync_completed", BOOLOID, -1, 0);
+	TupleDescInitEntry(desc, 11, "resync_completed_at", TIMESTAMPTZOID, -1, 0);
 	TupleDescInitEntry(desc, 12, "reset_request", BOOLOID, -1, 0);
 	return desc;
 }
 
-/* Write the tracks back: clients, missing ranges, resync requests */
+/*
+ * Write the tracks back: clients, missing ranges, resync requests.
+ * completed_at is when resync completions in this chunk were processed.
+ */
 static void
-save_clients(ClientTrack *tracks, int ntracks)
+save_clients(ClientTrack *tracks, int ntracks, TimestampTz completed_at)
 {
 	TupleDesc	desc = client_updates_desc();
 	Tuplestorestate *store = tuplestore_begin_heap(false, false, work_mem);
@@ -710,7 +713,8 @@ save_clients(ClientTrack *tracks, int ntracks)
 		v[7] = Int64GetDatum(t->duplicates);
 		v[8] = Int64GetDatum(t->resets);
 		v[9] = Int64GetDatum(t->unserialized);
-		v[10] = BoolGetDatum(t->resync_completed);
+		v[10] = TimestampTzGetDatum(completed_at);
+		n[10] = !t->resync_completed;
 		v[11] = BoolGetDatum(t->reset_request);
 		tuplestore_putvalues(store, desc, v, n);
 
@@ -774,22 +778,25 @@ save_clients(ClientTrack *tracks, int ntracks)
 
 	if (ncompleted > 0)
 	{
-		Oid			argtypes[] = {TEXTARRAYOID};
-		Datum		arg = text_array(completed, ncompleted);
+		Oid			argtypes[] = {TEXTARRAYOID, TIMESTAMPTZOID};
+		Datum		args[2];
 
-		run_plan(&complete_requests_plan, complete_requests_sql, 1, argtypes,
-				 &arg, NULL, SPI_OK_UPDATE);
+		args[0] = text_array(completed, ncompleted);
+		args[1] = TimestampTzGetDatum(completed_at);
+		run_plan(&complete_requests_plan, complete_requests_sql, 2, argtypes,
+				 args, NULL, SPI_OK_UPDATE);
 	}
 
 	if (nreset > 0)
 	{
-		Oid			argtypes[] = {TEXTARRAYOID, BOOLARRAYOID};
-		Datum		args[2];
+		Oid			argtypes[] = {TEXTARRAYOID, BOOLARRAYOID, TIMESTAMPTZOID};
+		Datum		args[3];
 
 		args[0] = text_array(reset, nreset);
 		args[1] = PointerGetDatum(construct_array(reset_done, nreset, BOOLOID,
 												  1, true, TYPALIGN_CHAR));
-		run_plan(&insert_reset_requests_plan, insert_reset_requests_sql, 2,
+		args[2] = TimestampTzGetDatum(completed_at);
+		run_plan(&insert_reset_requests_plan, insert_reset_requests_sql, 3,
 				 argtypes, args, NULL, SPI_OK_INSERT);
 	}
 }
@@ -806,6 +813,7 @@ flush_chunk(MessageBatch *batch)
 	TupleDesc	desc = states_desc();
 	Tuplestorestate *new_states = tuplestore_begin_heap(false, false, work_mem);
 	Tuplestorestate *states = tuplestore_begin_heap(false, false, work_mem);
+	TimestampTz completed_at;
 
 	/* Messages arrive sorted by client: one track per run of a client */
 	for (int i = 0; i < nmsgs; i++)
@@ -821,6 +829,13 @@ flush_chunk(MessageBatch *batch)
 
 	load_clients(tracks, ntracks);
 
+	/*
+	 * A resync completion is stamped with the clock once the clients are
+	 * locked, not with the transaction's start: a request issued while this
+	 * batch waited for the lock must not look completed before its issue.
+	 */
+	completed_at = GetCurrentTimestamp();
+
 	for (int k = 0; k < ntracks; k++)
 	{
 		StateMessage *first = &msgs[starts[k]];
@@ -832,7 +847,7 @@ flush_chunk(MessageBatch *batch)
 		collect_states(first, n, tracks[k].is_new ? new_states : states, desc);
 	}
 
-	save_clients(tracks, ntracks);
+	save_clients(tracks, ntracks, completed_at);
 	if (tuplestore_tuple_count(new_states) > 0)
 		run_plan_with_rows(&insert_states_plan, insert_states_sql, "sm_states",
 						   desc, new_states, SPI_OK_INSERT);
