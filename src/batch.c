@@ -29,11 +29,8 @@
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/queryenvironment.h"
 #include "utils/tuplesort.h"
 #include "utils/tuplestore.h"
 
@@ -87,182 +84,6 @@ struct MessageBatch
 	int			maxmessages;
 };
 
-/* Statements kept across calls for the life of the backend */
-static SPIPlanPtr lock_clients_plan;
-static SPIPlanPtr load_ranges_plan;
-static SPIPlanPtr update_clients_plan;
-static SPIPlanPtr delete_ranges_plan;
-static SPIPlanPtr insert_ranges_plan;
-static SPIPlanPtr insert_states_plan;
-static SPIPlanPtr upsert_states_plan;
-static SPIPlanPtr complete_requests_plan;
-static SPIPlanPtr insert_reset_requests_plan;
-static SPIPlanPtr reject_plan;
-
-static const char *lock_clients_sql =
-"INSERT INTO state_msg.clients AS c (client_id)"
-" SELECT id FROM pg_catalog.unnest($1::pg_catalog.text[]) AS id"
-" ON CONFLICT (client_id) DO UPDATE SET client_id = excluded.client_id"
-" RETURNING c.client_id, c.next_serial_number, c.serial_epoch,"
-" c.last_message_time, c.messages_processed";
-
-static const char *load_ranges_sql =
-"SELECT client_id, first_serial, last_serial, detected_at"
-" FROM state_msg.missing_ranges"
-" WHERE client_id = ANY ($1::pg_catalog.text[])"
-" ORDER BY client_id, first_serial";
-
-static const char *update_clients_sql =
-"UPDATE state_msg.clients c SET"
-" next_serial_number = u.next_serial_number,"
-" serial_epoch = u.serial_epoch,"
-" last_message_time = u.last_message_time,"
-" last_processed_time = pg_catalog.now(),"
-" messages_processed = c.messages_processed + u.processed,"
-" missing_serials = c.missing_serials + u.missing,"
-" late_fills = c.late_fills + u.late_fills,"
-" duplicates = c.duplicates + u.duplicates,"
-" serial_resets = c.serial_resets + u.resets,"
-" unserialized_messages = c.unserialized_messages + u.unserialized,"
-" last_resync_client_completed_time = COALESCE(u.resync_completed_at,"
-"   c.last_resync_client_completed_time),"
-" last_resync_issued_time = CASE WHEN u.reset_request"
-"   THEN pg_catalog.now() ELSE c.last_resync_issued_time END,"
-" resync_requests_issued = c.resync_requests_issued"
-"   + CASE WHEN u.reset_request THEN 1 ELSE 0 END"
-" FROM sm_client_updates u WHERE c.client_id = u.client_id";
-
-static const char *delete_ranges_sql =
-"DELETE FROM state_msg.missing_ranges"
-" WHERE client_id = ANY ($1::pg_catalog.text[])";
-
-static const char *insert_ranges_sql =
-"INSERT INTO state_msg.missing_ranges"
-" (client_id, first_serial, last_serial, detected_at)"
-" SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
-" pg_catalog.unnest($2::pg_catalog.int8[]), pg_catalog.unnest($3::pg_catalog.int8[]),"
-" pg_catalog.unnest($4::pg_catalog.timestamptz[]))";
-
-/*
- * The newest message wins: by (epoch, serial) when both messages have a
- * serial, else by message time.  choose_newest() applies the same rule.
- */
-static const char *upsert_states_sql =
-"INSERT INTO state_msg.client_state AS s"
-" (client_id, topic_type, topic_id, topic_id_type, state_id, criticality,"
-" serial_number, serial_epoch, message_time, processed_at, user_params, source)"
-" SELECT client_id, topic_type, topic_id, topic_id_type, state_id, criticality,"
-" serial_number, serial_epoch, message_time, pg_catalog.now(), user_params, source"
-" FROM sm_states"
-" ON CONFLICT (client_id, topic_type, topic_id) DO UPDATE SET"
-" topic_id_type = excluded.topic_id_type, state_id = excluded.state_id,"
-" criticality = excluded.criticality, serial_number = excluded.serial_number,"
-" serial_epoch = excluded.serial_epoch, message_time = excluded.message_time,"
-" processed_at = excluded.processed_at, user_params = excluded.user_params,"
-" source = excluded.source"
-" WHERE CASE WHEN s.serial_number IS NULL OR excluded.serial_number IS NULL"
-"   THEN excluded.message_time >= s.message_time"
-"   ELSE (excluded.serial_epoch, excluded.serial_number)"
-"      > (s.serial_epoch, s.serial_number) END";
-
-/* A new client has no state yet: its newest messages are plain inserts */
-static const char *insert_states_sql =
-"INSERT INTO state_msg.client_state"
-" (client_id, topic_type, topic_id, topic_id_type, state_id, criticality,"
-" serial_number, serial_epoch, message_time, processed_at, user_params, source)"
-" SELECT client_id, topic_type, topic_id, topic_id_type, state_id, criticality,"
-" serial_number, serial_epoch, message_time, pg_catalog.now(), user_params, source"
-" FROM sm_states";
-
-static const char *complete_requests_sql =
-"UPDATE state_msg.resync_requests SET completed_at = $2"
-" WHERE client_id = ANY ($1::pg_catalog.text[]) AND completed_at IS NULL";
-
-static const char *insert_reset_requests_sql =
-"INSERT INTO state_msg.resync_requests (client_id, reason, issued_at, completed_at)"
-" SELECT id, 'serial_reset', pg_catalog.now(),"
-" CASE WHEN done THEN $3 END"
-" FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
-" pg_catalog.unnest($2::pg_catalog.bool[])) AS r(id, done)";
-
-static const char *reject_sql =
-"INSERT INTO state_msg.rejected_messages (reason, sqlstate, row_number,"
-" client_id, serial_number, topic_type, topic_id, topic_id_type, state_id,"
-" criticality, message_time, user_params, source)"
-" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-
-/* Prepare sql once per backend and keep the plan */
-static SPIPlanPtr
-keep_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
-{
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-				 sql, SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*plan = p;
-	}
-	return *plan;
-}
-
-/* Run a kept statement with parameters; it must succeed */
-static void
-run_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes,
-		 Datum *values, const char *nulls, int expected)
-{
-	int			rc;
-
-	keep_plan(plan, sql, nargs, argtypes);
-	rc = SPI_execute_plan(*plan, values, nulls, false, 0);
-	if (rc != expected)
-		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
-			 sql, SPI_result_code_string(rc));
-}
-
-/*
- * Run a kept statement that reads its rows from a tuplestore, visible to it
- * as the relation enr_name for the duration of the call.
- */
-static void
-run_plan_with_rows(SPIPlanPtr *plan, const char *sql, const char *enr_name,
-				   TupleDesc desc, Tuplestorestate *rows, int expected)
-{
-	EphemeralNamedRelation enr = palloc0(sizeof(EphemeralNamedRelationData));
-	int			rc;
-
-	enr->md.name = (char *) enr_name;
-	enr->md.reliddesc = InvalidOid;
-	enr->md.tupdesc = desc;
-	enr->md.enrtype = ENR_NAMED_TUPLESTORE;
-	enr->md.enrtuples = tuplestore_tuple_count(rows);
-	enr->reldata = rows;
-	rc = SPI_register_relation(enr);
-	if (rc != SPI_OK_REL_REGISTER)
-		elog(ERROR, "SPI_register_relation failed: %s",
-			 SPI_result_code_string(rc));
-
-	run_plan(plan, sql, 0, NULL, NULL, NULL, expected);
-
-	rc = SPI_unregister_relation(enr_name);
-	if (rc != SPI_OK_REL_UNREGISTER)
-		elog(ERROR, "SPI_unregister_relation failed: %s",
-			 SPI_result_code_string(rc));
-}
-
-/* A text[] of the given C strings */
-static Datum
-text_array(char **strings, int n)
-{
-	Datum	   *elems = palloc(n * sizeof(Datum));
-
-	for (int i = 0; i < n; i++)
-		elems[i] = CStringGetTextDatum(strings[i]);
-	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
-										   TYPALIGN_INT));
-}
 
 /* Start a batch: connect to SPI and set up the sort */
 MessageBatch *
@@ -323,11 +144,6 @@ static void
 quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 		   int sqlstate, const char *reason)
 {
-	static Oid	argtypes[] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, INT8OID,
-		INT4OID, TEXTOID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID,
-	TEXTARRAYOID, TEXTOID};
-	Datum		args[13];
-	char		nulls[13];
 	char	   *client = isnull[INBOX_CLIENT_ID] ? NULL :
 		TextDatumGetCString(values[INBOX_CLIENT_ID]);
 
@@ -350,17 +166,7 @@ quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 				 errdetail("Row %lld of the statement was stored in state_msg.rejected_messages.",
 						   (long long) batch->rows)));
 
-	args[0] = CStringGetTextDatum(reason);
-	args[1] = CStringGetTextDatum(unpack_sql_state(sqlstate));
-	args[2] = Int64GetDatum(batch->rows);
-	nulls[0] = nulls[1] = nulls[2] = ' ';
-	for (int i = 0; i < INBOX_NATTS; i++)
-	{
-		args[3 + i] = values[i];
-		nulls[3 + i] = isnull[i] ? 'n' : ' ';
-	}
-	run_plan(&reject_plan, reject_sql, 13, argtypes, args, nulls,
-			 SPI_OK_INSERT);
+	store_rejected(values, isnull, batch->rows, sqlstate, reason);
 }
 
 /*
@@ -437,85 +243,6 @@ message_from_slot(TupleTableSlot *slot, StateMessage *msg)
 	msg->serial_epoch = 0;
 }
 
-/* Binary search for a client among the chunk's (sorted) tracks */
-static ClientTrack *
-find_track(ClientTrack *tracks, int ntracks, const char *client_id)
-{
-	int			lo = 0;
-	int			hi = ntracks - 1;
-
-	while (lo <= hi)
-	{
-		int			mid = lo + (hi - lo) / 2;
-		int			cmp = strcmp(client_id, tracks[mid].client_id);
-
-		if (cmp == 0)
-			return &tracks[mid];
-		if (cmp < 0)
-			hi = mid - 1;
-		else
-			lo = mid + 1;
-	}
-	elog(ERROR, "client \"%s\" is not in the chunk", client_id);
-	return NULL;				/* keep compiler quiet */
-}
-
-/*
- * Lock the chunk's clients (creating new ones) in client_id order and read
- * their serial state, then their missing ranges.
- */
-static void
-load_clients(ClientTrack *tracks, int ntracks)
-{
-	Oid			argtypes[] = {TEXTARRAYOID};
-	char	  **ids = palloc(ntracks * sizeof(char *));
-	Datum		arg;
-
-	for (int i = 0; i < ntracks; i++)
-		ids[i] = tracks[i].client_id;
-	arg = text_array(ids, ntracks);
-
-	run_plan(&lock_clients_plan, lock_clients_sql, 1, argtypes, &arg, NULL,
-			 SPI_OK_INSERT_RETURNING);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *id = TextDatumGetCString(SPI_getbinval(tuple, desc, 1, &isnull));
-		ClientTrack *t = find_track(tracks, ntracks, id);
-		Datum		d;
-
-		d = SPI_getbinval(tuple, desc, 2, &isnull);
-		t->has_baseline = !isnull;
-		t->next_serial = isnull ? 0 : DatumGetInt64(d);
-		t->serial_epoch = DatumGetInt32(SPI_getbinval(tuple, desc, 3, &isnull));
-		d = SPI_getbinval(tuple, desc, 4, &isnull);
-		t->has_last_message_time = !isnull;
-		t->last_message_time = isnull ? 0 : DatumGetTimestampTz(d);
-		t->is_new = DatumGetInt64(SPI_getbinval(tuple, desc, 5, &isnull)) == 0;
-	}
-	if (SPI_processed != (uint64) ntracks)
-		elog(ERROR, "locked %llu clients of %d",
-			 (unsigned long long) SPI_processed, ntracks);
-	SPI_freetuptable(SPI_tuptable);
-
-	run_plan(&load_ranges_plan, load_ranges_sql, 1, argtypes, &arg, NULL,
-			 SPI_OK_SELECT);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *id = TextDatumGetCString(SPI_getbinval(tuple, desc, 1, &isnull));
-
-		serials_add_range(find_track(tracks, ntracks, id),
-						  DatumGetInt64(SPI_getbinval(tuple, desc, 2, &isnull)),
-						  DatumGetInt64(SPI_getbinval(tuple, desc, 3, &isnull)),
-						  DatumGetTimestampTz(SPI_getbinval(tuple, desc, 4, &isnull)));
-	}
-	SPI_freetuptable(SPI_tuptable);
-}
 
 /* Order messages by topic, then arrival, to find each topic's newest */
 static int
@@ -552,48 +279,6 @@ is_newer(StateMessage *candidate, StateMessage *current)
 	return candidate->message_time >= current->message_time;
 }
 
-/* The descriptor of sm_states rows: the columns of upsert_states_sql */
-static TupleDesc
-states_desc(void)
-{
-	TupleDesc	desc = CreateTemplateTupleDesc(11);
-
-	TupleDescInitEntry(desc, 1, "client_id", TEXTOID, -1, 0);
-	TupleDescInitEntry(desc, 2, "topic_type", INT4OID, -1, 0);
-	TupleDescInitEntry(desc, 3, "topic_id", TEXTOID, -1, 0);
-	TupleDescInitEntry(desc, 4, "topic_id_type", INT4OID, -1, 0);
-	TupleDescInitEntry(desc, 5, "state_id", INT4OID, -1, 0);
-	TupleDescInitEntry(desc, 6, "criticality", INT4OID, -1, 0);
-	TupleDescInitEntry(desc, 7, "serial_number", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, 8, "serial_epoch", INT4OID, -1, 0);
-	TupleDescInitEntry(desc, 9, "message_time", TIMESTAMPTZOID, -1, 0);
-	TupleDescInitEntry(desc, 10, "user_params", TEXTARRAYOID, -1, 0);
-	TupleDescInitEntry(desc, 11, "source", TEXTOID, -1, 0);
-	return desc;
-}
-
-/* Add msg as its topic's newest state to the sm_states rows */
-static void
-put_state(Tuplestorestate *store, TupleDesc desc, StateMessage *msg)
-{
-	Datum		v[11];
-	bool		n[11] = {false};
-
-	v[0] = CStringGetTextDatum(msg->client_id);
-	v[1] = Int32GetDatum(msg->topic_type);
-	v[2] = CStringGetTextDatum(msg->topic_id);
-	v[3] = Int32GetDatum(msg->topic_id_type);
-	v[4] = Int32GetDatum(msg->state_id);
-	v[5] = Int32GetDatum(msg->criticality);
-	v[6] = Int64GetDatum(msg->serial_number);
-	n[6] = !msg->has_serial;
-	v[7] = Int32GetDatum(msg->serial_epoch);
-	v[8] = TimestampTzGetDatum(msg->message_time);
-	v[9] = msg->user_params;
-	n[9] = (msg->user_params == (Datum) 0);
-	v[10] = CStringGetTextDatum(msg->source);
-	tuplestore_putvalues(store, desc, v, n);
-}
 
 /*
  * Keep the newest message of each topic among one client's processed
@@ -624,7 +309,7 @@ collect_states(StateMessage *msgs, int nmsgs, Tuplestorestate *store,
 				newest = sorted[j];
 			j++;
 		}
-		put_state(store, desc, newest);
+		store_put_state(store, desc, newest);
 		i = j;
 	}
 	pfree(sorted);
@@ -656,150 +341,6 @@ track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 	}
 }
 
-/* The descriptor of sm_client_updates rows: see update_clients_sql */
-static TupleDesc
-client_updates_desc(void)
-{
-	TupleDesc	desc = CreateTemplateTupleDesc(12);
-
-	TupleDescInitEntry(desc, 1, "client_id", TEXTOID, -1, 0);
-	TupleDescInitEntry(desc, 2, "next_serial_number", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, 3, "serial_epoch", INT4OID, -1, 0);
-	TupleDescInitEntry(desc, 4, "last_message_time", TIMESTAMPTZOID, -1, 0);
-	TupleDescInitEntry(desc, 5, "processed", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, 6, "missing", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, 7, "late_fills", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, 8, "duplicates", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, 9, "resets", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, 10, "unserialized", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, 11, "resync_completed_at", TIMESTAMPTZOID, -1, 0);
-	TupleDescInitEntry(desc, 12, "reset_request", BOOLOID, -1, 0);
-	return desc;
-}
-
-/*
- * Write the tracks back: clients, missing ranges, resync requests.
- * completed_at is when resync completions in this chunk were processed.
- */
-static void
-save_clients(ClientTrack *tracks, int ntracks, TimestampTz completed_at)
-{
-	TupleDesc	desc = client_updates_desc();
-	Tuplestorestate *store = tuplestore_begin_heap(false, false, work_mem);
-	char	  **changed = palloc(ntracks * sizeof(char *));
-	char	  **completed = palloc(ntracks * sizeof(char *));
-	char	  **reset = palloc(ntracks * sizeof(char *));
-	Datum	   *reset_done = palloc(ntracks * sizeof(Datum));
-	int			nchanged = 0,
-				ncompleted = 0,
-				nreset = 0,
-				nranges = 0;
-
-	for (int i = 0; i < ntracks; i++)
-	{
-		ClientTrack *t = &tracks[i];
-		Datum		v[12];
-		bool		n[12] = {false};
-
-		v[0] = CStringGetTextDatum(t->client_id);
-		v[1] = Int64GetDatum(t->next_serial);
-		n[1] = !t->has_baseline;
-		v[2] = Int32GetDatum(t->serial_epoch);
-		v[3] = TimestampTzGetDatum(t->last_message_time);
-		n[3] = !t->has_last_message_time;
-		v[4] = Int64GetDatum(t->processed);
-		v[5] = Int64GetDatum(t->missing);
-		v[6] = Int64GetDatum(t->late_fills);
-		v[7] = Int64GetDatum(t->duplicates);
-		v[8] = Int64GetDatum(t->resets);
-		v[9] = Int64GetDatum(t->unserialized);
-		v[10] = TimestampTzGetDatum(completed_at);
-		n[10] = !t->resync_completed;
-		v[11] = BoolGetDatum(t->reset_request);
-		tuplestore_putvalues(store, desc, v, n);
-
-		if (t->ranges_changed)
-		{
-			changed[nchanged++] = t->client_id;
-			nranges += t->nranges;
-		}
-		if (t->resync_completed)
-			completed[ncompleted++] = t->client_id;
-		if (t->reset_request)
-		{
-			reset_done[nreset] = BoolGetDatum(t->completed_after_reset);
-			reset[nreset++] = t->client_id;
-		}
-	}
-	run_plan_with_rows(&update_clients_plan, update_clients_sql,
-					   "sm_client_updates", desc, store, SPI_OK_UPDATE);
-	tuplestore_end(store);
-
-	if (nchanged > 0)
-	{
-		Oid			argtypes[] = {TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-		TIMESTAMPTZARRAYOID};
-		Datum		args[4];
-		char	  **ids = palloc(Max(nranges, 1) * sizeof(char *));
-		Datum	   *firsts = palloc(Max(nranges, 1) * sizeof(Datum));
-		Datum	   *lasts = palloc(Max(nranges, 1) * sizeof(Datum));
-		Datum	   *times = palloc(Max(nranges, 1) * sizeof(Datum));
-		int			k = 0;
-
-		args[0] = text_array(changed, nchanged);
-		run_plan(&delete_ranges_plan, delete_ranges_sql, 1, argtypes, args,
-				 NULL, SPI_OK_DELETE);
-
-		for (int i = 0; i < ntracks; i++)
-		{
-			if (!tracks[i].ranges_changed)
-				continue;
-			for (int r = 0; r < tracks[i].nranges; r++, k++)
-			{
-				ids[k] = tracks[i].client_id;
-				firsts[k] = Int64GetDatum(tracks[i].ranges[r].first_serial);
-				lasts[k] = Int64GetDatum(tracks[i].ranges[r].last_serial);
-				times[k] = TimestampTzGetDatum(tracks[i].ranges[r].detected_at);
-			}
-		}
-		if (nranges > 0)
-		{
-			args[0] = text_array(ids, nranges);
-			args[1] = PointerGetDatum(construct_array(firsts, nranges, INT8OID,
-													  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			args[2] = PointerGetDatum(construct_array(lasts, nranges, INT8OID,
-													  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			args[3] = PointerGetDatum(construct_array(times, nranges, TIMESTAMPTZOID,
-													  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			run_plan(&insert_ranges_plan, insert_ranges_sql, 4, argtypes, args,
-					 NULL, SPI_OK_INSERT);
-		}
-	}
-
-	if (ncompleted > 0)
-	{
-		Oid			argtypes[] = {TEXTARRAYOID, TIMESTAMPTZOID};
-		Datum		args[2];
-
-		args[0] = text_array(completed, ncompleted);
-		args[1] = TimestampTzGetDatum(completed_at);
-		run_plan(&complete_requests_plan, complete_requests_sql, 2, argtypes,
-				 args, NULL, SPI_OK_UPDATE);
-	}
-
-	if (nreset > 0)
-	{
-		Oid			argtypes[] = {TEXTARRAYOID, BOOLARRAYOID, TIMESTAMPTZOID};
-		Datum		args[3];
-
-		args[0] = text_array(reset, nreset);
-		args[1] = PointerGetDatum(construct_array(reset_done, nreset, BOOLOID,
-												  1, true, TYPALIGN_CHAR));
-		args[2] = TimestampTzGetDatum(completed_at);
-		run_plan(&insert_reset_requests_plan, insert_reset_requests_sql, 3,
-				 argtypes, args, NULL, SPI_OK_INSERT);
-	}
-}
 
 /* Process the gathered chunk: lock, track, keep newest states, write */
 static void
@@ -810,7 +351,7 @@ flush_chunk(MessageBatch *batch)
 	ClientTrack *tracks = palloc0(nmsgs * sizeof(ClientTrack));
 	int		   *starts = palloc((nmsgs + 1) * sizeof(int));
 	int			ntracks = 0;
-	TupleDesc	desc = states_desc();
+	TupleDesc	desc = store_states_desc();
 	Tuplestorestate *new_states = tuplestore_begin_heap(false, false, work_mem);
 	Tuplestorestate *states = tuplestore_begin_heap(false, false, work_mem);
 	TimestampTz completed_at;
@@ -827,7 +368,7 @@ flush_chunk(MessageBatch *batch)
 	}
 	starts[ntracks] = nmsgs;
 
-	load_clients(tracks, ntracks);
+	store_load_clients(tracks, ntracks);
 
 	/*
 	 * A resync completion is stamped with the clock once the clients are
@@ -847,13 +388,8 @@ flush_chunk(MessageBatch *batch)
 		collect_states(first, n, tracks[k].is_new ? new_states : states, desc);
 	}
 
-	save_clients(tracks, ntracks, completed_at);
-	if (tuplestore_tuple_count(new_states) > 0)
-		run_plan_with_rows(&insert_states_plan, insert_states_sql, "sm_states",
-						   desc, new_states, SPI_OK_INSERT);
-	if (tuplestore_tuple_count(states) > 0)
-		run_plan_with_rows(&upsert_states_plan, upsert_states_sql, "sm_states",
-						   desc, states, SPI_OK_INSERT);
+	store_save_clients(tracks, ntracks, completed_at);
+	store_write_states(desc, new_states, states);
 	tuplestore_end(new_states);
 	tuplestore_end(states);
 

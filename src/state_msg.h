@@ -10,7 +10,9 @@
 
 #include "postgres.h"
 
+#include "access/tupdesc.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 /* Limits on what a message may carry (longer input is rejected) */
 #define SM_MAX_CLIENT_ID_LEN	256
@@ -142,6 +144,19 @@ typedef struct MessageBatch MessageBatch;
 extern MessageBatch *batch_begin(void);
 extern Verdict batch_add(MessageBatch *batch, Datum *values, bool *isnull);
 extern Verdict batch_finish(MessageBatch *batch);
+
+/* store.c: the engine's tables */
+extern void store_load_clients(ClientTrack *tracks, int ntracks);
+extern void store_save_clients(ClientTrack *tracks, int ntracks,
+							   TimestampTz completed_at);
+extern TupleDesc store_states_desc(void);
+extern void store_put_state(Tuplestorestate *store, TupleDesc desc,
+							StateMessage *msg);
+extern void store_write_states(TupleDesc desc,
+							   Tuplestorestate *new_clients_states,
+							   Tuplestorestate *states);
+extern void store_rejected(Datum *values, bool *isnull, int64 row_number,
+						   int sqlstate, const char *reason);
 
 /* inbox_am.c */
 extern Datum state_msg_inbox_am_handler(PG_FUNCTION_ARGS);
