@@ -36,8 +36,15 @@
 
 #include "state_msg.h"
 
-/* Messages processed per chunk: bounds memory, amortizes statements */
+/*
+ * Messages processed per chunk: bounds memory, amortizes statements.  A
+ * chunk ends at a client boundary once it holds CHUNK_MESSAGES, so that a
+ * client's messages in a statement are tracked together (a new client's
+ * baseline is chosen from all of them); only a client with more than
+ * MAX_CHUNK_MESSAGES messages in one statement is split.
+ */
 #define CHUNK_MESSAGES 32768
+#define MAX_CHUNK_MESSAGES (8 * CHUNK_MESSAGES)
 
 /* Warnings for quarantined rows per batch before they are summarized */
 #define MAX_REJECT_WARNINGS 10
@@ -214,6 +221,18 @@ batch_add(MessageBatch *batch, Datum *values, bool *isnull)
 
 	MemoryContextSwitchTo(old);
 	return VERDICT_REJECTED;	/* not processed yet */
+}
+
+/* Is the sorted work row in slot from client_id? */
+static bool
+same_client(TupleTableSlot *slot, const char *client_id)
+{
+	bool		isnull;
+	text	   *id = DatumGetTextPP(slot_getattr(slot, WORK_CLIENT_ID + 1, &isnull));
+	size_t		len = VARSIZE_ANY_EXHDR(id);
+
+	return strlen(client_id) == len &&
+		memcmp(VARDATA_ANY(id), client_id, len) == 0;
 }
 
 /* Copy the sorted work row in get_slot into a StateMessage */
@@ -405,7 +424,7 @@ Verdict
 batch_finish(MessageBatch *batch)
 {
 	MemoryContext old;
-	Verdict		verdict = batch->last_verdict;
+	Verdict		verdict;
 
 	tuplesort_performsort(batch->sort);
 	old = MemoryContextSwitchTo(batch->chunk_context);
@@ -413,6 +432,11 @@ batch_finish(MessageBatch *batch)
 								  NULL))
 	{
 		CHECK_FOR_INTERRUPTS();
+		if (batch->nmessages >= MAX_CHUNK_MESSAGES ||
+			(batch->nmessages >= CHUNK_MESSAGES &&
+			 !same_client(batch->get_slot,
+						  batch->messages[batch->nmessages - 1].client_id)))
+			flush_chunk(batch);
 		if (batch->nmessages == batch->maxmessages)
 		{
 			batch->maxmessages *= 2;
@@ -420,8 +444,6 @@ batch_finish(MessageBatch *batch)
 									   batch->maxmessages * sizeof(StateMessage));
 		}
 		message_from_slot(batch->get_slot, &batch->messages[batch->nmessages++]);
-		if (batch->nmessages == CHUNK_MESSAGES)
-			flush_chunk(batch);
 	}
 	if (batch->nmessages > 0)
 		flush_chunk(batch);

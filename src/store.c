@@ -133,8 +133,11 @@ keep_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 {
 	if (*plan == NULL)
 	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
+		MemoryContext caller = CurrentMemoryContext;
+		SPIPlanPtr	p;
 
+		p = SPI_prepare(sql, nargs, argtypes);
+		MemoryContextSwitchTo(caller);	/* SPI leaves its own one current */
 		if (p == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
 				 sql, SPI_result_code_string(SPI_result));
@@ -149,6 +152,7 @@ static void
 run_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes,
 		 Datum *values, const char *nulls, int expected)
 {
+	MemoryContext caller = CurrentMemoryContext;
 	int			rc;
 
 	keep_plan(plan, sql, nargs, argtypes);
@@ -156,6 +160,9 @@ run_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes,
 	if (rc != expected)
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
 			 sql, SPI_result_code_string(rc));
+
+	/* SPI returns in its own procedure context; the caller's is shorter */
+	MemoryContextSwitchTo(caller);
 }
 
 /*
