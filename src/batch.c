@@ -407,8 +407,8 @@ flush_chunk(MessageBatch *batch)
 		collect_states(first, n, tracks[k].is_new ? new_states : states, desc);
 	}
 
-	store_save_clients(tracks, ntracks, completed_at);
-	store_write_states(desc, new_states, states);
+	store_save_clients(tracks, ntracks, completed_at, batch->context);
+	store_write_states(desc, new_states, states, batch->context);
 	tuplestore_end(new_states);
 	tuplestore_end(states);
 

@@ -148,13 +148,15 @@ extern Verdict batch_finish(MessageBatch *batch);
 /* store.c: the engine's tables */
 extern void store_load_clients(ClientTrack *tracks, int ntracks);
 extern void store_save_clients(ClientTrack *tracks, int ntracks,
-							   TimestampTz completed_at);
+							   TimestampTz completed_at,
+							   MemoryContext batch_context);
 extern TupleDesc store_states_desc(void);
 extern void store_put_state(Tuplestorestate *store, TupleDesc desc,
 							StateMessage *msg);
 extern void store_write_states(TupleDesc desc,
 							   Tuplestorestate *new_clients_states,
-							   Tuplestorestate *states);
+							   Tuplestorestate *states,
+							   MemoryContext batch_context);
 extern void store_rejected(Datum *values, bool *isnull, int64 row_number,
 						   int sqlstate, const char *reason);
 

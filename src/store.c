@@ -167,12 +167,17 @@ run_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes,
 
 /*
  * Run a kept statement that reads its rows from a tuplestore, visible to it
- * as the relation enr_name for the duration of the call.
+ * as the relation enr_name for the duration of the call.  SPI keeps its
+ * list of such relations in the memory context current when the first is
+ * registered, so registration happens in enr_context, which must outlive
+ * the SPI connection (the batch's context does).
  */
 static void
 run_plan_with_rows(SPIPlanPtr *plan, const char *sql, const char *enr_name,
-				   TupleDesc desc, Tuplestorestate *rows, int expected)
+				   TupleDesc desc, Tuplestorestate *rows, int expected,
+				   MemoryContext enr_context)
 {
+	MemoryContext caller = MemoryContextSwitchTo(enr_context);
 	EphemeralNamedRelation enr = palloc0(sizeof(EphemeralNamedRelationData));
 	int			rc;
 
@@ -186,13 +191,17 @@ run_plan_with_rows(SPIPlanPtr *plan, const char *sql, const char *enr_name,
 	if (rc != SPI_OK_REL_REGISTER)
 		elog(ERROR, "SPI_register_relation failed: %s",
 			 SPI_result_code_string(rc));
+	MemoryContextSwitchTo(caller);
 
 	run_plan(plan, sql, 0, NULL, NULL, NULL, expected);
 
+	MemoryContextSwitchTo(enr_context);
 	rc = SPI_unregister_relation(enr_name);
 	if (rc != SPI_OK_REL_UNREGISTER)
 		elog(ERROR, "SPI_unregister_relation failed: %s",
 			 SPI_result_code_string(rc));
+	pfree(enr);
+	MemoryContextSwitchTo(caller);
 }
 
 /* A text[] of the given C strings */
@@ -356,7 +365,8 @@ client_updates_desc(void)
  * completed_at is when resync completions in this chunk were processed.
  */
 void
-store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz completed_at)
+store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz completed_at,
+				   MemoryContext batch_context)
 {
 	TupleDesc	desc = client_updates_desc();
 	Tuplestorestate *store = tuplestore_begin_heap(false, false, work_mem);
@@ -406,7 +416,8 @@ store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz completed_at)
 		}
 	}
 	run_plan_with_rows(&update_clients_plan, update_clients_sql,
-					   "sm_client_updates", desc, store, SPI_OK_UPDATE);
+					   "sm_client_updates", desc, store, SPI_OK_UPDATE,
+					   batch_context);
 	tuplestore_end(store);
 
 	if (nchanged > 0)
@@ -481,14 +492,14 @@ store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz completed_at)
  */
 void
 store_write_states(TupleDesc desc, Tuplestorestate *new_clients_states,
-				   Tuplestorestate *states)
+				   Tuplestorestate *states, MemoryContext batch_context)
 {
 	if (tuplestore_tuple_count(new_clients_states) > 0)
 		run_plan_with_rows(&insert_states_plan, insert_states_sql, "sm_states",
-						   desc, new_clients_states, SPI_OK_INSERT);
+						   desc, new_clients_states, SPI_OK_INSERT, batch_context);
 	if (tuplestore_tuple_count(states) > 0)
 		run_plan_with_rows(&upsert_states_plan, upsert_states_sql, "sm_states",
-						   desc, states, SPI_OK_INSERT);
+						   desc, states, SPI_OK_INSERT, batch_context);
 }
 
 /* Store a bad row in state_msg.rejected_messages, as given */

@@ -24,7 +24,7 @@ source "$(dirname "$0")/../setup.sh"
 # What was built: the checkout may move on while the benchmark runs
 BUILT=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 
-BASELINE_SQL=${BASELINE_SQL:-/work/shared/bench/plpgsql_baseline.sql}
+BASELINE_SQL=${BASELINE_SQL:-$ROOT/../shared/bench/plpgsql_baseline.sql}
 PORT=${BENCH_PORT:-5497}
 NCLIENTS=10000				# the stream: 10,000 clients x 100 messages
 NSERIALS=100
