@@ -37,14 +37,13 @@
 #include "state_msg.h"
 
 /*
- * Messages processed per chunk: bounds memory, amortizes statements.  A
- * chunk ends at a client boundary once it holds CHUNK_MESSAGES, so that a
- * client's messages in a statement are tracked together (a new client's
- * baseline is chosen from all of them); only a client with more than
- * MAX_CHUNK_MESSAGES messages in one statement is split.
+ * A chunk ends at the first client boundary once it holds
+ * state_msg.batch_chunk_size messages, so that a client's messages in a
+ * statement are tracked together (a new client's baseline is chosen from
+ * all of them); only a client with more than MAX_CHUNK_FACTOR times that
+ * many messages in one statement is split, to keep memory bounded.
  */
-#define CHUNK_MESSAGES 32768
-#define MAX_CHUNK_MESSAGES (8 * CHUNK_MESSAGES)
+#define MAX_CHUNK_FACTOR 8
 
 /* Warnings for quarantined rows per batch before they are summarized */
 #define MAX_REJECT_WARNINGS 10
@@ -86,7 +85,7 @@ struct MessageBatch
 	int64		verdicts[VERDICT_COUNT];
 	Verdict		last_verdict;
 	/* the chunk being gathered */
-	StateMessage *messages;		/* in context, grown up to CHUNK_MESSAGES */
+	StateMessage *messages;		/* in context, grown as needed */
 	int			nmessages;
 	int			maxmessages;
 };
@@ -432,8 +431,8 @@ batch_finish(MessageBatch *batch)
 								  NULL))
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (batch->nmessages >= MAX_CHUNK_MESSAGES ||
-			(batch->nmessages >= CHUNK_MESSAGES &&
+		if (batch->nmessages >= MAX_CHUNK_FACTOR * sm_batch_chunk_size ||
+			(batch->nmessages >= sm_batch_chunk_size &&
 			 !same_client(batch->get_slot,
 						  batch->messages[batch->nmessages - 1].client_id)))
 			flush_chunk(batch);

@@ -21,6 +21,7 @@ PG_MODULE_MAGIC;
 int			sm_min_missing_message_age = 2 * 24 * 60;
 int			sm_min_resync_period = 72 * 60;
 int			sm_on_bad_message = BAD_MESSAGE_QUARANTINE;
+int			sm_batch_chunk_size = 32768;
 
 static const struct config_enum_entry bad_message_options[] = {
 	{"quarantine", BAD_MESSAGE_QUARANTINE, false},
@@ -57,6 +58,14 @@ _PG_init(void)
 							 BAD_MESSAGE_QUARANTINE, bad_message_options,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("state_msg.batch_chunk_size",
+							"Messages a batch processes together, in one set of statements.",
+							"A chunk ends at the first client boundary past this size; larger chunks use more memory and fewer statements.",
+							&sm_batch_chunk_size,
+							32768, 1, 1024 * 1024,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("state_msg");
 }

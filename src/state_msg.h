@@ -124,6 +124,7 @@ typedef struct ClientTrack
 extern int	sm_min_missing_message_age;
 extern int	sm_min_resync_period;
 extern int	sm_on_bad_message;
+extern int	sm_batch_chunk_size;
 
 /* message.c: validation and normalization */
 extern char *normalize_client_id(const char *raw);
