@@ -56,8 +56,8 @@ const char *const verdict_names[VERDICT_COUNT] = {
 /* Columns of the sorted work rows: the message, its client id normalized */
 enum
 {
+	WORK_ROW_NUMBER,			/* first: fixed offset for sort tie-breaks */
 	WORK_CLIENT_ID,
-	WORK_ROW_NUMBER,
 	WORK_SERIAL_NUMBER,
 	WORK_TOPIC_TYPE,
 	WORK_TOPIC_ID,
@@ -114,8 +114,8 @@ batch_begin(void)
 	batch->now = GetCurrentTransactionStartTimestamp();
 	batch->last_verdict = VERDICT_REJECTED;
 
-	TupleDescInitEntry(desc, WORK_CLIENT_ID + 1, "client_id", TEXTOID, -1, 0);
 	TupleDescInitEntry(desc, WORK_ROW_NUMBER + 1, "row_number", INT8OID, -1, 0);
+	TupleDescInitEntry(desc, WORK_CLIENT_ID + 1, "client_id", TEXTOID, -1, 0);
 	TupleDescInitEntry(desc, WORK_SERIAL_NUMBER + 1, "serial_number", INT8OID, -1, 0);
 	TupleDescInitEntry(desc, WORK_TOPIC_TYPE + 1, "topic_type", INT4OID, -1, 0);
 	TupleDescInitEntry(desc, WORK_TOPIC_ID + 1, "topic_id", TEXTOID, -1, 0);
@@ -128,9 +128,11 @@ batch_begin(void)
 	batch->work_desc = desc;
 	batch->put_slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
 	batch->get_slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	/* a bulk sort, like an index build's: it may use maintenance_work_mem */
 	batch->sort = tuplesort_begin_heap(desc, 2, sort_columns, sort_operators,
 									   sort_collations, nulls_first,
-									   work_mem, NULL, TUPLESORT_NONE);
+									   Max(work_mem, maintenance_work_mem),
+									   NULL, TUPLESORT_NONE);
 	batch->maxmessages = 64;
 	batch->messages = palloc(batch->maxmessages * sizeof(StateMessage));
 

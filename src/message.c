@@ -89,7 +89,12 @@ normalize_client_id(const char *raw)
 		result = palloc(GUID_PREFIX_LEN + GUID_TEXT_LEN + 1);
 		memcpy(result, GUID_PREFIX, GUID_PREFIX_LEN);
 		for (int i = 0; i < GUID_TEXT_LEN; i++)
-			result[GUID_PREFIX_LEN + i] = pg_toupper((unsigned char) s[start + i]);
+		{
+			char		c = s[start + i];
+
+			/* hex digits and dashes only: ASCII case folding is enough */
+			result[GUID_PREFIX_LEN + i] = (c >= 'a' && c <= 'f') ? c - ('a' - 'A') : c;
+		}
 		result[GUID_PREFIX_LEN + GUID_TEXT_LEN] = '\0';
 		return result;
 	}
@@ -119,6 +124,15 @@ reject(int *sqlstate, char **reason, int code, char *text)
 	return false;
 }
 
+/* Is s longer than maxlen characters?  Counting bytes first is cheaper. */
+static bool
+too_long(const char *s, int maxlen)
+{
+	size_t		bytes = strlen(s);
+
+	return bytes > (size_t) maxlen && pg_mbstrlen_with_len(s, bytes) > maxlen;
+}
+
 /* Check a required text field: present, not blank, not too long */
 static bool
 check_text(Datum *values, bool *isnull, InboxColumn col, const char *field,
@@ -130,7 +144,7 @@ check_text(Datum *values, bool *isnull, InboxColumn col, const char *field,
 		return reject(sqlstate, reason, ERRCODE_NULL_VALUE_NOT_ALLOWED,
 					  psprintf("%s must not be null", field));
 	s = TextDatumGetCString(values[col]);
-	if (pg_mbstrlen(s) > maxlen)
+	if (too_long(s, maxlen))
 		return reject(sqlstate, reason, ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
 					  psprintf("%s is longer than %d characters", field, maxlen));
 	*out = s;
@@ -179,7 +193,7 @@ check_user_params(Datum *values, bool *isnull, Datum *out,
 	for (int i = 0; i < n; i++)
 	{
 		if (!nulls[i] &&
-			pg_mbstrlen(TextDatumGetCString(elems[i])) > SM_MAX_USER_PARAM_LEN)
+			too_long(TextDatumGetCString(elems[i]), SM_MAX_USER_PARAM_LEN))
 			return reject(sqlstate, reason, ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
 						  psprintf("user_params element %d is longer than %d characters",
 								   i + 1, SM_MAX_USER_PARAM_LEN));
