@@ -25,7 +25,6 @@
 
 /* Statements kept across calls for the life of the backend */
 static SPIPlanPtr lock_clients_plan;
-static SPIPlanPtr read_clients_plan;
 static SPIPlanPtr load_ranges_plan;
 static SPIPlanPtr update_clients_plan;
 static SPIPlanPtr delete_ranges_plan;
@@ -37,21 +36,17 @@ static SPIPlanPtr insert_reset_requests_plan;
 static SPIPlanPtr reject_plan;
 
 /*
- * Lock the clients, creating new ones: ON CONFLICT locks an existing row
- * even when its WHERE clause declines the update, so one pass in input
- * (client_id) order takes every lock, and no row version is written.
+ * Lock the clients, creating new ones, in one pass in input (client_id)
+ * order, and read them.  The no-op update is what makes ON CONFLICT return
+ * an existing row; the conflict check probes the primary key whatever the
+ * table's statistics, so the lookup never degrades to a scan.
  */
 static const char *lock_clients_sql =
 "INSERT INTO state_msg.clients AS c (client_id)"
 " SELECT id FROM pg_catalog.unnest($1::pg_catalog.text[]) AS id"
 " ON CONFLICT (client_id) DO UPDATE SET client_id = excluded.client_id"
-" WHERE false";
-
-/* Read them once locked (a new snapshot sees what their last holder wrote) */
-static const char *read_clients_sql =
-"SELECT client_id, next_serial_number, serial_epoch, last_message_time,"
-" messages_processed"
-" FROM state_msg.clients WHERE client_id = ANY ($1::pg_catalog.text[])";
+" RETURNING c.client_id, c.next_serial_number, c.serial_epoch,"
+" c.last_message_time, c.messages_processed";
 
 static const char *load_ranges_sql =
 "SELECT client_id, first_serial, last_serial, detected_at"
@@ -270,9 +265,7 @@ store_load_clients(ClientTrack *tracks, int ntracks)
 	arg = text_array(ids, ntracks);
 
 	run_plan(&lock_clients_plan, lock_clients_sql, 1, argtypes, &arg, NULL,
-			 SPI_OK_INSERT);
-	run_plan(&read_clients_plan, read_clients_sql, 1, argtypes, &arg, NULL,
-			 SPI_OK_SELECT);
+			 SPI_OK_INSERT_RETURNING);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[i];
