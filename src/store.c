@@ -54,25 +54,42 @@ static const char *load_ranges_sql =
 " WHERE client_id = ANY ($1::pg_catalog.text[])"
 " ORDER BY client_id, first_serial";
 
+/*
+ * Write the clients back.  Every row exists (the batch locked or created
+ * it), so this "upsert" always updates: written so that the primary key,
+ * not a join the planner chooses from a cached plan, finds each client.
+ * The counters in sm_client_updates are increments.
+ */
 static const char *update_clients_sql =
-"UPDATE state_msg.clients c SET"
-" next_serial_number = u.next_serial_number,"
-" serial_epoch = u.serial_epoch,"
-" last_message_time = u.last_message_time,"
-" last_processed_time = pg_catalog.now(),"
-" messages_processed = c.messages_processed + u.processed,"
-" missing_serials = c.missing_serials + u.missing,"
-" late_fills = c.late_fills + u.late_fills,"
-" duplicates = c.duplicates + u.duplicates,"
-" serial_resets = c.serial_resets + u.resets,"
-" unserialized_messages = c.unserialized_messages + u.unserialized,"
-" last_resync_client_completed_time = COALESCE(u.resync_completed_at,"
+"INSERT INTO state_msg.clients AS c (client_id, next_serial_number,"
+" serial_epoch, last_message_time, last_processed_time, messages_processed,"
+" missing_serials, late_fills, duplicates, serial_resets,"
+" unserialized_messages, last_resync_client_completed_time,"
+" last_resync_issued_time, resync_requests_issued)"
+" SELECT client_id, next_serial_number, serial_epoch, last_message_time,"
+" pg_catalog.now(), processed, missing, late_fills, duplicates, resets,"
+" unserialized, resync_completed_at,"
+" CASE WHEN reset_request THEN pg_catalog.now() END,"
+" CASE WHEN reset_request THEN 1 ELSE 0 END"
+" FROM sm_client_updates"
+" ON CONFLICT (client_id) DO UPDATE SET"
+" next_serial_number = excluded.next_serial_number,"
+" serial_epoch = excluded.serial_epoch,"
+" last_message_time = excluded.last_message_time,"
+" last_processed_time = excluded.last_processed_time,"
+" messages_processed = c.messages_processed + excluded.messages_processed,"
+" missing_serials = c.missing_serials + excluded.missing_serials,"
+" late_fills = c.late_fills + excluded.late_fills,"
+" duplicates = c.duplicates + excluded.duplicates,"
+" serial_resets = c.serial_resets + excluded.serial_resets,"
+" unserialized_messages = c.unserialized_messages + excluded.unserialized_messages,"
+" last_resync_client_completed_time = COALESCE("
+"   excluded.last_resync_client_completed_time,"
 "   c.last_resync_client_completed_time),"
-" last_resync_issued_time = CASE WHEN u.reset_request"
-"   THEN pg_catalog.now() ELSE c.last_resync_issued_time END,"
+" last_resync_issued_time = COALESCE(excluded.last_resync_issued_time,"
+"   c.last_resync_issued_time),"
 " resync_requests_issued = c.resync_requests_issued"
-"   + CASE WHEN u.reset_request THEN 1 ELSE 0 END"
-" FROM sm_client_updates u WHERE c.client_id = u.client_id";
+"   + excluded.resync_requests_issued";
 
 static const char *delete_ranges_sql =
 "DELETE FROM state_msg.missing_ranges"
@@ -426,7 +443,7 @@ store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz completed_at,
 		}
 	}
 	run_plan_with_rows(&update_clients_plan, update_clients_sql,
-					   "sm_client_updates", desc, store, SPI_OK_UPDATE,
+					   "sm_client_updates", desc, store, SPI_OK_INSERT,
 					   batch_context);
 	tuplestore_end(store);
 
