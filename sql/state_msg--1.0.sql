@@ -234,6 +234,11 @@ DECLARE
 		as_of OPERATOR(pg_catalog.-) state_msg.min_missing_message_age();
 	locked text[];
 BEGIN
+	IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
+		RAISE EXCEPTION 'as_of must be a finite time, not %', coalesce(as_of::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
 	SELECT array_agg(client_id) INTO locked
 	FROM (SELECT c.client_id FROM state_msg.clients c
 		  WHERE state_msg.resync_due(c, reissue_before, missing_before)
@@ -285,6 +290,10 @@ DECLARE
 	id text := state_msg.normalize_client_id(request_resync.client_id);
 	new_request bigint;
 BEGIN
+	IF id IS NULL OR request_resync.reason IS NULL THEN
+		RAISE EXCEPTION 'client_id and reason must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	UPDATE state_msg.clients c
 	SET last_resync_issued_time = pg_catalog.now(),
 		resync_requests_issued = c.resync_requests_issued + 1

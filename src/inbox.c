@@ -11,6 +11,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
@@ -19,6 +20,37 @@
 #include "utils/tuplestore.h"
 
 #include "state_msg.h"
+
+/* The type of each column of state_msg.inbox, in table order */
+static const Oid inbox_column_types[INBOX_NATTS] = {
+	TEXTOID, INT8OID, INT4OID, TEXTOID, INT4OID, INT4OID, INT4OID,
+	TIMESTAMPTZOID, TEXTARRAYOID, TEXTOID
+};
+
+/*
+ * The batch reads the rows by column position and type: refuse a table
+ * whose columns are not the inbox's (another table given the trigger, or
+ * the inbox after an ALTER TABLE).
+ */
+static void
+check_inbox_columns(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		ok = (desc->natts == INBOX_NATTS);
+
+	for (int i = 0; ok && i < INBOX_NATTS; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		ok = !att->attisdropped && att->atttypid == inbox_column_types[i];
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("table \"%s\" does not have the columns of state_msg.inbox",
+						RelationGetRelationName(rel)),
+				 errdetail("state_msg.inbox_process() reads client_id text, serial_number bigint, topic_type integer, topic_id text, topic_id_type integer, state_id integer, criticality integer, message_time timestamptz, user_params text[] and source text, in this order.")));
+}
 
 PG_FUNCTION_INFO_V1(state_msg_inbox_process);
 
@@ -40,11 +72,8 @@ state_msg_inbox_process(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("state_msg.inbox_process() must be an AFTER INSERT statement trigger with a NEW TABLE")));
 
+	check_inbox_columns(trigdata->tg_relation);
 	desc = RelationGetDescr(trigdata->tg_relation);
-	if (desc->natts != INBOX_NATTS)
-		elog(ERROR, "table \"%s\" has %d columns, expected %d",
-			 RelationGetRelationName(trigdata->tg_relation),
-			 desc->natts, INBOX_NATTS);
 
 	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	batch = batch_begin();

@@ -285,6 +285,23 @@ inbox_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot,
  */
 
 /*
+ * Refuse rows routed to an inbox table that is a partition: its statement
+ * trigger fires only for inserts naming it, so they would be discarded
+ * unprocessed.
+ */
+static void
+inbox_check_not_partition(Relation rel)
+{
+	if (rel->rd_rel->relispartition)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot insert into table \"%s\" as a partition",
+						RelationGetRelationName(rel)),
+				 errdetail("Rows routed to it would be discarded without being processed."),
+				 errhint("Detach it and insert into it directly.")));
+}
+
+/*
  * Insert a row: keep nothing.  The slot is left intact for RETURNING and for
  * AFTER triggers' transition tables; it gets the table's OID but no TID.
  */
@@ -292,6 +309,7 @@ static void
 inbox_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid,
 				   int options, struct BulkInsertStateData *bistate)
 {
+	inbox_check_not_partition(rel);
 	slot->tts_tableOid = RelationGetRelid(rel);
 	ItemPointerSetInvalid(&slot->tts_tid);
 }
@@ -305,6 +323,7 @@ inbox_tuple_insert_speculative(Relation rel, TupleTableSlot *slot,
 							   struct BulkInsertStateData *bistate,
 							   uint32 specToken)
 {
+	inbox_check_not_partition(rel);
 	slot->tts_tableOid = RelationGetRelid(rel);
 	ItemPointerSetInvalid(&slot->tts_tid);
 }
@@ -326,6 +345,7 @@ inbox_multi_insert(Relation rel, TupleTableSlot **slots, int nslots,
 				   CommandId cid, int options,
 				   struct BulkInsertStateData *bistate)
 {
+	inbox_check_not_partition(rel);
 	for (int i = 0; i < nslots; i++)
 	{
 		slots[i]->tts_tableOid = RelationGetRelid(rel);

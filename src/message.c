@@ -136,17 +136,23 @@ too_long(const char *s, int maxlen)
 /* Check a required text field: present, not blank, not too long */
 static bool
 check_text(Datum *values, bool *isnull, InboxColumn col, const char *field,
-		   int maxlen, char **out, int *sqlstate, char **reason)
+		   int maxbytes, char **out, int *sqlstate, char **reason)
 {
 	char	   *s;
+	const char *c;
 
 	if (isnull[col])
 		return reject(sqlstate, reason, ERRCODE_NULL_VALUE_NOT_ALLOWED,
 					  psprintf("%s must not be null", field));
 	s = TextDatumGetCString(values[col]);
-	if (too_long(s, maxlen))
+	if (strlen(s) > (size_t) maxbytes)
 		return reject(sqlstate, reason, ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
-					  psprintf("%s is longer than %d characters", field, maxlen));
+					  psprintf("%s is longer than %d bytes", field, maxbytes));
+	for (c = s; isspace((unsigned char) *c); c++)
+		;
+	if (*c == '\0')
+		return reject(sqlstate, reason, ERRCODE_INVALID_PARAMETER_VALUE,
+					  psprintf("%s must not be empty", field));
 	*out = s;
 	return true;
 }
@@ -217,7 +223,7 @@ message_check(Datum *values, bool *isnull, int64 row_number,
 	msg->row_number = row_number;
 
 	if (!check_text(values, isnull, INBOX_CLIENT_ID, "client_id",
-					SM_MAX_CLIENT_ID_LEN, &raw_client_id, sqlstate, reason))
+					SM_MAX_CLIENT_ID_BYTES, &raw_client_id, sqlstate, reason))
 		return false;
 	msg->client_id = normalize_client_id(raw_client_id);
 	if (msg->client_id[0] == '\0')
@@ -231,20 +237,18 @@ message_check(Datum *values, bool *isnull, int64 row_number,
 		if (msg->serial_number < 0)
 			return reject(sqlstate, reason, ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
 						  pstrdup("serial_number must not be negative"));
-		if (msg->serial_number == PG_INT64_MAX)
+		if (msg->serial_number > SM_MAX_SERIAL)
 			return reject(sqlstate, reason, ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
-						  pstrdup("serial_number is out of range"));
+						  psprintf("serial_number is above " INT64_FORMAT,
+								   SM_MAX_SERIAL));
 	}
 
 	if (!check_int(values, isnull, INBOX_TOPIC_TYPE, "topic_type",
 				   &msg->topic_type, sqlstate, reason))
 		return false;
 	if (!check_text(values, isnull, INBOX_TOPIC_ID, "topic_id",
-					SM_MAX_TOPIC_ID_LEN, &msg->topic_id, sqlstate, reason))
+					SM_MAX_TOPIC_ID_BYTES, &msg->topic_id, sqlstate, reason))
 		return false;
-	if (msg->topic_id[0] == '\0')
-		return reject(sqlstate, reason, ERRCODE_INVALID_PARAMETER_VALUE,
-					  pstrdup("topic_id must not be empty"));
 	if (!check_int(values, isnull, INBOX_TOPIC_ID_TYPE, "topic_id_type",
 				   &msg->topic_id_type, sqlstate, reason))
 		return false;

@@ -14,11 +14,16 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-/* Limits on what a message may carry (longer input is rejected) */
-#define SM_MAX_CLIENT_ID_LEN	256
-#define SM_MAX_TOPIC_ID_LEN		512
+/*
+ * Limits on what a message may carry (more is rejected).  Ids are limited in
+ * bytes, so that client_state's primary key entries always fit an index
+ * page; serials to 2^48, so that no counter of missing serials can overflow.
+ */
+#define SM_MAX_CLIENT_ID_BYTES	256
+#define SM_MAX_TOPIC_ID_BYTES	512
 #define SM_MAX_USER_PARAMS		5
-#define SM_MAX_USER_PARAM_LEN	4096
+#define SM_MAX_USER_PARAM_LEN	4096	/* characters */
+#define SM_MAX_SERIAL			(INT64CONST(1) << 48)
 
 /* The resync-complete message: topic type 700, state id 2 */
 #define SM_RESYNC_TOPIC_TYPE	700

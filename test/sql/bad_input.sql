@@ -11,7 +11,8 @@ SET timezone = 'UTC';
 
 SHOW state_msg.on_bad_message;
 
--- One batch, good rows around bad ones
+-- One batch, good rows around bad ones.  Ids are limited in bytes (so that
+-- index entries fit), serials to 2^48.
 INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time, user_params, source, topic_id_type, criticality)
 VALUES ('GOOD', 1, 500, 'u1', 2, '2026-11-10 10:00:00+00', NULL, 'mp', 3, 0),
 	   (NULL, 1, 500, 'u1', 2, '2026-11-10 10:00:00+00', NULL, 'mp', 3, 0),
@@ -37,6 +38,8 @@ VALUES ('GOOD', 1, 500, 'u1', 2, '2026-11-10 10:00:00+00', NULL, 'mp', 3, 0),
 	   ('BAD', 1, 500, 'u1', 2, '2026-11-10 10:00:00+00', NULL, 'mp', NULL, 0),
 	   ('BAD', 1, 500, 'u1', 2, '2026-11-10 10:00:00+00', NULL, 'mp', 3, -1),
 	   ('BAD', 9223372036854775807, 500, 'u1', 2, '2026-11-10 10:00:00+00', NULL, 'mp', 3, 0),
+	   ('BAD', 1, 500, '  ', 2, '2026-11-10 10:00:00+00', NULL, 'mp', 3, 0),
+	   (repeat('é', 200), 1, 500, 'u1', 2, '2026-11-10 10:00:00+00', NULL, 'mp', 3, 0),
 	   ('GOOD', 3, 500, 'u3', 2, '2026-11-10 10:02:00+00', '{"",x}', 'mp', 3, 0);
 
 SELECT row_number, sqlstate, reason, left(client_id, 10) AS client_id

@@ -41,5 +41,27 @@ ANALYZE state_msg.inbox;
 TRUNCATE state_msg.inbox;
 CREATE INDEX ON state_msg.inbox (client_id);
 
+-- The trigger refuses a table that does not have the inbox's columns...
+CREATE TABLE wrong (client_id int, serial_number int, topic_type int, topic_id int,
+	topic_id_type int, state_id int, criticality int, message_time int,
+	user_params int, source int);
+CREATE TRIGGER process AFTER INSERT ON wrong REFERENCING NEW TABLE AS new_messages
+	FOR EACH STATEMENT EXECUTE FUNCTION state_msg.inbox_process();
+INSERT INTO wrong VALUES (1, 1, 1, 1, 1, 1, 1, 1, 1, 1);
+DROP TABLE wrong;
+-- ...including the inbox itself once altered
+BEGIN;
+ALTER TABLE state_msg.inbox ALTER COLUMN serial_number TYPE numeric;
+INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time)
+VALUES ('I1', 1001, 500, 'u', 3, '2026-11-11 10:00+00');
+ROLLBACK;
+-- An inbox table cannot take rows as a partition: they would be lost
+CREATE TABLE routed (LIKE state_msg.inbox) PARTITION BY LIST (source);
+CREATE TABLE routed_mp (LIKE state_msg.inbox) USING state_msg_inbox;
+ALTER TABLE routed ATTACH PARTITION routed_mp FOR VALUES IN ('mp');
+INSERT INTO routed (client_id, serial_number, topic_type, topic_id, state_id, message_time, source)
+VALUES ('I1', 1001, 500, 'u', 3, '2026-11-11 10:00+00', 'mp');
+DROP TABLE routed;
+
 -- It still works after all that
 SELECT state_msg.ingest('I1', 1001, 500, 'u', 3, '2026-11-11 10:00+00');

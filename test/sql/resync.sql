@@ -92,6 +92,10 @@ SELECT * FROM state_msg.resync_outstanding;
 
 -- Manual requests name a known client
 SELECT state_msg.request_resync('nobody');
+SELECT state_msg.request_resync(NULL);
+-- The check cycle runs at a real time
+SELECT * FROM state_msg.run_resync_check(NULL);
+SELECT * FROM state_msg.run_resync_check('infinity');
 SELECT state_msg.request_resync('b', 'bogus');
 
 -- A shorter reissue period, set per session
