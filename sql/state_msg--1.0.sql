@@ -36,6 +36,7 @@ CREATE TABLE state_msg.clients (
 	client_id text COLLATE "C" PRIMARY KEY,
 	next_serial_number bigint,
 	serial_epoch integer NOT NULL DEFAULT 0,
+	serial_epoch_started timestamptz,
 	last_message_time timestamptz,
 	last_processed_time timestamptz,
 	messages_processed bigint NOT NULL DEFAULT 0,
@@ -224,7 +225,7 @@ CREATE FUNCTION state_msg.run_resync_check(
 	as_of timestamptz DEFAULT pg_catalog.now(),
 	OUT issued bigint,
 	OUT reissued bigint)
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -247,6 +248,10 @@ BEGIN
 
 	WITH due AS (
 		SELECT c.client_id,
+			   -- an issue is never dated before the completion it follows
+			   GREATEST(as_of, c.last_resync_client_completed_time
+							   OPERATOR(pg_catalog.+) interval '1 microsecond')
+			   AS issued_at,
 			   c.last_resync_issued_time IS NOT NULL
 			   AND (c.last_resync_client_completed_time IS NULL
 					OR c.last_resync_client_completed_time
@@ -260,13 +265,13 @@ BEGIN
 		INSERT INTO state_msg.resync_requests (client_id, reason, issued_at)
 		SELECT due.client_id,
 			   CASE WHEN due.outstanding THEN 'reissue' ELSE 'missing' END::state_msg.resync_reason,
-			   as_of
+			   due.issued_at
 		FROM due
 		RETURNING reason
 	),
 	marked AS (
 		UPDATE state_msg.clients c
-		SET last_resync_issued_time = as_of,
+		SET last_resync_issued_time = due.issued_at,
 			resync_requests_issued = c.resync_requests_issued OPERATOR(pg_catalog.+) 1
 		FROM due
 		WHERE c.client_id OPERATOR(pg_catalog.=) due.client_id
@@ -279,15 +284,19 @@ END
 $$;
 
 -- Issue one request by hand (or for a reason found elsewhere); returns its id.
+-- Like run_resync_check(), it runs with the owner's rights: granting EXECUTE
+-- is all a scheduler or an operator role needs.
 CREATE FUNCTION state_msg.request_resync(
 	client_id text,
 	reason state_msg.resync_reason DEFAULT 'manual')
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	id text := state_msg.normalize_client_id(request_resync.client_id);
+	-- the clock, not the transaction's start: later than any completion
+	issued_at timestamptz := pg_catalog.clock_timestamp();
 	new_request bigint;
 BEGIN
 	IF id IS NULL OR request_resync.reason IS NULL THEN
@@ -295,8 +304,8 @@ BEGIN
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	UPDATE state_msg.clients c
-	SET last_resync_issued_time = pg_catalog.now(),
-		resync_requests_issued = c.resync_requests_issued + 1
+	SET last_resync_issued_time = issued_at,
+		resync_requests_issued = c.resync_requests_issued OPERATOR(pg_catalog.+) 1
 	WHERE c.client_id OPERATOR(pg_catalog.=) id;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'client "%" is not known', id
@@ -304,7 +313,7 @@ BEGIN
 				  HINT = 'A client becomes known with its first message.';
 	END IF;
 	INSERT INTO state_msg.resync_requests (client_id, reason, issued_at)
-	VALUES (id, request_resync.reason, pg_catalog.now())
+	VALUES (id, request_resync.reason, issued_at)
 	RETURNING request_id INTO new_request;
 	RETURN new_request;
 END

@@ -374,7 +374,7 @@ flush_chunk(MessageBatch *batch)
 	TupleDesc	desc = store_states_desc();
 	Tuplestorestate *new_states = tuplestore_begin_heap(false, false, work_mem);
 	Tuplestorestate *states = tuplestore_begin_heap(false, false, work_mem);
-	TimestampTz completed_at;
+	TimestampTz event_time;
 
 	/* Messages arrive sorted by client: one track per run of a client */
 	for (int i = 0; i < nmsgs; i++)
@@ -395,7 +395,7 @@ flush_chunk(MessageBatch *batch)
 	 * locked, not with the transaction's start: a request issued while this
 	 * batch waited for the lock must not look completed before its issue.
 	 */
-	completed_at = GetCurrentTimestamp();
+	event_time = GetCurrentTimestamp();
 
 	for (int k = 0; k < ntracks; k++)
 	{
@@ -408,7 +408,7 @@ flush_chunk(MessageBatch *batch)
 		collect_states(first, n, tracks[k].is_new ? new_states : states, desc);
 	}
 
-	store_save_clients(tracks, ntracks, completed_at, batch->context);
+	store_save_clients(tracks, ntracks, event_time, batch->context);
 	store_write_states(desc, new_states, states, batch->context);
 	tuplestore_end(new_states);
 	tuplestore_end(states);

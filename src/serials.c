@@ -21,6 +21,8 @@
  *	- s < next otherwise: a duplicate; counted, and nothing else changes.
  * A duplicate upload of an early message carries its original time, which
  * is never later than the newest one seen, so it cannot pass for a reset.
+ * After a reset, a message older than the reset belongs to the previous
+ * epoch: it arrived late and is stale, a duplicate whatever its serial.
  *
  *-------------------------------------------------------------------------
  */
@@ -147,6 +149,14 @@ serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now)
 		track->next_serial = s;
 	}
 
+	/* A late message of the epoch before a reset: stale, like a duplicate */
+	if (track->has_epoch_started && msg->message_time < track->epoch_started)
+	{
+		track->duplicates++;
+		msg->serial_epoch = track->serial_epoch - 1;
+		return VERDICT_DUPLICATE;
+	}
+
 	if (s == track->next_serial)
 	{
 		verdict = VERDICT_IN_ORDER;
@@ -173,6 +183,8 @@ serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now)
 		verdict = VERDICT_SERIAL_RESET;
 		track->resets++;
 		track->serial_epoch++;
+		track->epoch_started = msg->message_time;
+		track->has_epoch_started = true;
 		track->next_serial = s + 1;
 		if (track->nranges > 0)
 			track->ranges_changed = true;

@@ -106,6 +106,8 @@ typedef struct ClientTrack
 	bool		has_baseline;	/* false for a client never seen with a serial */
 	int64		next_serial;
 	int32		serial_epoch;
+	TimestampTz epoch_started;	/* time of the reset that began the epoch */
+	bool		has_epoch_started;
 	TimestampTz last_message_time;	/* newest serialized message time */
 	bool		has_last_message_time;
 	MissingRange *ranges;		/* sorted, disjoint */
@@ -154,7 +156,7 @@ extern Verdict batch_finish(MessageBatch *batch);
 /* store.c: the engine's tables */
 extern void store_load_clients(ClientTrack *tracks, int ntracks);
 extern void store_save_clients(ClientTrack *tracks, int ntracks,
-							   TimestampTz completed_at,
+							   TimestampTz event_time,
 							   MemoryContext batch_context);
 extern TupleDesc store_states_desc(void);
 extern void store_put_state(Tuplestorestate *store, TupleDesc desc,

@@ -46,7 +46,7 @@ static const char *lock_clients_sql =
 " SELECT id FROM pg_catalog.unnest($1::pg_catalog.text[]) AS id"
 " ON CONFLICT (client_id) DO UPDATE SET client_id = excluded.client_id"
 " RETURNING c.client_id, c.next_serial_number, c.serial_epoch,"
-" c.last_message_time, c.messages_processed";
+" c.last_message_time, c.messages_processed, c.serial_epoch_started";
 
 static const char *load_ranges_sql =
 "SELECT client_id, first_serial, last_serial, detected_at"
@@ -62,19 +62,21 @@ static const char *load_ranges_sql =
  */
 static const char *update_clients_sql =
 "INSERT INTO state_msg.clients AS c (client_id, next_serial_number,"
-" serial_epoch, last_message_time, last_processed_time, messages_processed,"
+" serial_epoch, serial_epoch_started, last_message_time, last_processed_time,"
+" messages_processed,"
 " missing_serials, late_fills, duplicates, serial_resets,"
 " unserialized_messages, last_resync_client_completed_time,"
 " last_resync_issued_time, resync_requests_issued)"
-" SELECT client_id, next_serial_number, serial_epoch, last_message_time,"
-" pg_catalog.now(), processed, missing, late_fills, duplicates, resets,"
+" SELECT client_id, next_serial_number, serial_epoch, serial_epoch_started,"
+" last_message_time, pg_catalog.now(), processed, missing, late_fills, duplicates, resets,"
 " unserialized, resync_completed_at,"
-" CASE WHEN reset_request THEN pg_catalog.now() END,"
-" CASE WHEN reset_request THEN 1 ELSE 0 END"
+" resync_issued_at,"
+" CASE WHEN resync_issued_at IS NOT NULL THEN 1 ELSE 0 END"
 " FROM sm_client_updates"
 " ON CONFLICT (client_id) DO UPDATE SET"
 " next_serial_number = excluded.next_serial_number,"
 " serial_epoch = excluded.serial_epoch,"
+" serial_epoch_started = excluded.serial_epoch_started,"
 " last_message_time = excluded.last_message_time,"
 " last_processed_time = excluded.last_processed_time,"
 " messages_processed = c.messages_processed + excluded.messages_processed,"
@@ -139,10 +141,10 @@ static const char *complete_requests_sql =
 
 static const char *insert_reset_requests_sql =
 "INSERT INTO state_msg.resync_requests (client_id, reason, issued_at, completed_at)"
-" SELECT id, 'serial_reset', pg_catalog.now(),"
-" CASE WHEN done THEN $3 END"
+" SELECT id, 'serial_reset', issued, CASE WHEN done THEN $4 END"
 " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
-" pg_catalog.unnest($2::pg_catalog.bool[])) AS r(id, done)";
+" pg_catalog.unnest($2::pg_catalog.timestamptz[]),"
+" pg_catalog.unnest($3::pg_catalog.bool[])) AS r(id, issued, done)";
 
 static const char *reject_sql =
 "INSERT INTO state_msg.rejected_messages (reason, sqlstate, row_number,"
@@ -300,6 +302,9 @@ store_load_clients(ClientTrack *tracks, int ntracks)
 		t->has_last_message_time = !isnull;
 		t->last_message_time = isnull ? 0 : DatumGetTimestampTz(d);
 		t->is_new = DatumGetInt64(SPI_getbinval(tuple, desc, 5, &isnull)) == 0;
+		d = SPI_getbinval(tuple, desc, 6, &isnull);
+		t->has_epoch_started = !isnull;
+		t->epoch_started = isnull ? 0 : DatumGetTimestampTz(d);
 	}
 	if (SPI_processed != (uint64) ntracks)
 		elog(ERROR, "locked %llu clients of %d",
@@ -370,7 +375,7 @@ store_put_state(Tuplestorestate *store, TupleDesc desc, StateMessage *msg)
 static TupleDesc
 client_updates_desc(void)
 {
-	TupleDesc	desc = CreateTemplateTupleDesc(12);
+	TupleDesc	desc = CreateTemplateTupleDesc(13);
 
 	TupleDescInitEntry(desc, 1, "client_id", TEXTOID, -1, 0);
 	TupleDescInitEntry(desc, 2, "next_serial_number", INT8OID, -1, 0);
@@ -383,16 +388,18 @@ client_updates_desc(void)
 	TupleDescInitEntry(desc, 9, "resets", INT8OID, -1, 0);
 	TupleDescInitEntry(desc, 10, "unserialized", INT8OID, -1, 0);
 	TupleDescInitEntry(desc, 11, "resync_completed_at", TIMESTAMPTZOID, -1, 0);
-	TupleDescInitEntry(desc, 12, "reset_request", BOOLOID, -1, 0);
+	TupleDescInitEntry(desc, 12, "resync_issued_at", TIMESTAMPTZOID, -1, 0);
+	TupleDescInitEntry(desc, 13, "serial_epoch_started", TIMESTAMPTZOID, -1, 0);
 	return desc;
 }
 
 /*
  * Write the tracks back: clients, missing ranges, resync requests.
- * completed_at is when resync completions in this chunk were processed.
+ * event_time is the clock once the chunk's clients were locked: the time of
+ * the resync completions and reset requests it processed.
  */
 void
-store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz completed_at,
+store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz event_time,
 				   MemoryContext batch_context)
 {
 	TupleDesc	desc = client_updates_desc();
@@ -401,6 +408,7 @@ store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz completed_at,
 	char	  **completed = palloc(ntracks * sizeof(char *));
 	char	  **reset = palloc(ntracks * sizeof(char *));
 	Datum	   *reset_done = palloc(ntracks * sizeof(Datum));
+	Datum	   *reset_issued = palloc(ntracks * sizeof(Datum));
 	int			nchanged = 0,
 				ncompleted = 0,
 				nreset = 0,
@@ -409,8 +417,17 @@ store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz completed_at,
 	for (int i = 0; i < ntracks; i++)
 	{
 		ClientTrack *t = &tracks[i];
-		Datum		v[12];
-		bool		n[12] = {false};
+		Datum		v[13];
+		bool		n[13] = {false};
+		TimestampTz reset_issued_at = event_time;
+
+		/*
+		 * Issue and completion times must order as the events did, for the
+		 * monitoring queries compare them: a reset's request issued after a
+		 * completion in this chunk is one microsecond later.
+		 */
+		if (t->reset_request && t->resync_completed && !t->completed_after_reset)
+			reset_issued_at = event_time + 1;
 
 		v[0] = CStringGetTextDatum(t->client_id);
 		v[1] = Int64GetDatum(t->next_serial);
@@ -424,9 +441,12 @@ store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz completed_at,
 		v[7] = Int64GetDatum(t->duplicates);
 		v[8] = Int64GetDatum(t->resets);
 		v[9] = Int64GetDatum(t->unserialized);
-		v[10] = TimestampTzGetDatum(completed_at);
+		v[10] = TimestampTzGetDatum(event_time);
 		n[10] = !t->resync_completed;
-		v[11] = BoolGetDatum(t->reset_request);
+		v[11] = TimestampTzGetDatum(reset_issued_at);
+		n[11] = !t->reset_request;
+		v[12] = TimestampTzGetDatum(t->epoch_started);
+		n[12] = !t->has_epoch_started;
 		tuplestore_putvalues(store, desc, v, n);
 
 		if (t->ranges_changed)
@@ -439,6 +459,7 @@ store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz completed_at,
 		if (t->reset_request)
 		{
 			reset_done[nreset] = BoolGetDatum(t->completed_after_reset);
+			reset_issued[nreset] = TimestampTzGetDatum(reset_issued_at);
 			reset[nreset++] = t->client_id;
 		}
 	}
@@ -494,21 +515,25 @@ store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz completed_at,
 		Datum		args[2];
 
 		args[0] = text_array(completed, ncompleted);
-		args[1] = TimestampTzGetDatum(completed_at);
+		args[1] = TimestampTzGetDatum(event_time);
 		run_plan(&complete_requests_plan, complete_requests_sql, 2, argtypes,
 				 args, NULL, SPI_OK_UPDATE);
 	}
 
 	if (nreset > 0)
 	{
-		Oid			argtypes[] = {TEXTARRAYOID, BOOLARRAYOID, TIMESTAMPTZOID};
-		Datum		args[3];
+		Oid			argtypes[] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, BOOLARRAYOID,
+		TIMESTAMPTZOID};
+		Datum		args[4];
 
 		args[0] = text_array(reset, nreset);
-		args[1] = PointerGetDatum(construct_array(reset_done, nreset, BOOLOID,
+		args[1] = PointerGetDatum(construct_array(reset_issued, nreset,
+												  TIMESTAMPTZOID, 8,
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[2] = PointerGetDatum(construct_array(reset_done, nreset, BOOLOID,
 												  1, true, TYPALIGN_CHAR));
-		args[2] = TimestampTzGetDatum(completed_at);
-		run_plan(&insert_reset_requests_plan, insert_reset_requests_sql, 3,
+		args[3] = TimestampTzGetDatum(event_time);
+		run_plan(&insert_reset_requests_plan, insert_reset_requests_sql, 4,
 				 argtypes, args, NULL, SPI_OK_INSERT);
 	}
 }

@@ -104,3 +104,41 @@ SELECT state_msg.min_resync_period();
 SELECT * FROM state_msg.run_resync_check(now() + interval '61 minutes');
 SET state_msg.min_resync_period = 0;
 SET state_msg.on_bad_message = 'ignore';
+RESET state_msg.min_resync_period;
+RESET state_msg.on_bad_message;
+
+-- Issue and completion times order as the events did, even within one
+-- statement or one transaction: a request issued after a completion stays
+-- outstanding, for the monitoring queries compare the times.
+SELECT count(*) FROM (
+	SELECT state_msg.ingest('X', s, 500, 'u', 1, '2026-11-10 10:00+00'::timestamptz + s * interval '1 min')
+	FROM generate_series(1, 5) s) AS t;
+-- a completion, then a serial reset, in one statement
+INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time)
+VALUES ('X', 6, 700, 'resync', 2, '2026-11-10 10:06+00'),
+	   ('X', 1, 500, 'u', 3, '2026-11-21 10:00+00');
+SELECT reason, completed_at IS NULL AS open FROM state_msg.resync_requests
+WHERE client_id = 'X' ORDER BY request_id;
+SELECT last_resync_issued_time > last_resync_client_completed_time AS outstanding
+FROM state_msg.clients WHERE client_id = 'X';
+-- a completion, then a request by hand, in one transaction
+BEGIN;
+SELECT state_msg.ingest('X', 2, 700, 'resync', 2, '2026-11-21 10:01+00');
+SELECT state_msg.request_resync('X') > 0 AS issued;
+COMMIT;
+SELECT reason, completed_at IS NULL AS open FROM state_msg.resync_requests
+WHERE client_id = 'X' ORDER BY request_id;
+SELECT last_resync_issued_time > last_resync_client_completed_time AS outstanding
+FROM state_msg.clients WHERE client_id = 'X';
+-- a completion that leaves a later gap open, then the check cycle, in one
+-- transaction: the new request is outstanding too
+SELECT count(*) FROM (
+	SELECT state_msg.ingest('Y', s, 500, 'u', 1, '2026-11-10 10:00+00'::timestamptz + s * interval '1 min')
+	FROM unnest(ARRAY[1, 4, 7]) s) AS t;
+BEGIN;
+SELECT state_msg.ingest('Y', 5, 700, 'resync', 2, '2026-11-10 10:05+00');
+SELECT first_serial, last_serial FROM state_msg.missing_ranges WHERE client_id = 'Y';
+SELECT * FROM state_msg.run_resync_check();
+COMMIT;
+SELECT last_resync_issued_time > last_resync_client_completed_time AS outstanding
+FROM state_msg.clients WHERE client_id = 'Y';

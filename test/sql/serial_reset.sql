@@ -44,6 +44,13 @@ FROM state_msg.client_state ORDER BY topic_id;
 SELECT state_msg.ingest('C1', 2, 500, 'upd-2', 0, '2026-11-01 02:00:00+00');
 SELECT state_id, serial_epoch FROM state_msg.client_state WHERE topic_id = 'upd-2';
 
+-- A late message of the old epoch with a serial above the new epoch's is
+-- stale too: no gap, no state
+SELECT state_msg.ingest('C1', 25, 500, 'upd-2', 0, '2026-11-02 01:00:00+00');
+SELECT next_serial_number, duplicates FROM state_msg.clients WHERE client_id = 'C1';
+SELECT count(*) AS missing_ranges FROM state_msg.missing_ranges WHERE client_id = 'C1';
+SELECT state_id, serial_number, serial_epoch FROM state_msg.client_state WHERE topic_id = 'upd-2';
+
 -- A reset inside one statement: old serials, then the restart
 INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time)
 VALUES ('C2', 100, 500, 'u', 1, '2026-11-01 10:00:00+00'),
