@@ -48,7 +48,7 @@ CREATE TABLE state_msg.clients (
 	last_resync_issued_time timestamptz,
 	last_resync_client_completed_time timestamptz,
 	resync_requests_issued bigint NOT NULL DEFAULT 0
-);
+) WITH (fillfactor = 80);		-- updated by every batch: room for HOT updates
 
 -- The current state: the newest message per (client, topic type, topic id).
 CREATE TABLE state_msg.client_state (
@@ -65,7 +65,7 @@ CREATE TABLE state_msg.client_state (
 	user_params text[],
 	source text NOT NULL,
 	PRIMARY KEY (client_id, topic_type, topic_id)
-);
+) WITH (fillfactor = 80);
 
 -- Serials a client sent that never arrived.  Ideally empty.
 CREATE TABLE state_msg.missing_ranges (

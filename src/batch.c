@@ -264,17 +264,14 @@ message_from_slot(TupleTableSlot *slot, StateMessage *msg)
 }
 
 
-/* Order messages by topic, then arrival, to find each topic's newest */
+/* Order messages by topic, then arrival, to fold each topic's in order */
 static int
 compare_by_topic(const void *a, const void *b)
 {
 	const StateMessage *ma = *(StateMessage *const *) a;
 	const StateMessage *mb = *(StateMessage *const *) b;
-	int			cmp;
+	int			cmp = compare_topics(ma, mb);
 
-	if (ma->topic_type != mb->topic_type)
-		return ma->topic_type < mb->topic_type ? -1 : 1;
-	cmp = strcmp(ma->topic_id, mb->topic_id);
 	if (cmp != 0)
 		return cmp;
 	if (ma->row_number != mb->row_number)
@@ -285,7 +282,10 @@ compare_by_topic(const void *a, const void *b)
 /*
  * Is candidate newer than current for the same topic?  By (epoch, serial)
  * when both carry a serial, else by message time, a tie going to the later
- * arrival.  upsert_states_sql applies the same rule against stored state.
+ * arrival.  This is not a total order when messages with and without a
+ * serial mix, or when a client's clock runs behind its serials; see
+ * reducible() for how a batch still gives what one message at a time
+ * would.
  */
 static bool
 is_newer(StateMessage *candidate, StateMessage *current)
@@ -299,14 +299,87 @@ is_newer(StateMessage *candidate, StateMessage *current)
 	return candidate->message_time >= current->message_time;
 }
 
+/* The stored state of msg's topic for this client, or NULL */
+static StateMessage *
+find_stored(ClientTrack *track, StateMessage *msg)
+{
+	int			lo = 0;
+	int			hi = track->nstored - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		int			cmp = compare_topics(msg, &track->stored[mid]);
+
+		if (cmp == 0)
+			return &track->stored[mid];
+		if (cmp < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+/* Order messages by (epoch, serial) */
+static int
+compare_by_serial(const void *a, const void *b)
+{
+	const StateMessage *ma = *(StateMessage *const *) a;
+	const StateMessage *mb = *(StateMessage *const *) b;
+
+	if (ma->serial_epoch != mb->serial_epoch)
+		return ma->serial_epoch < mb->serial_epoch ? -1 : 1;
+	if (ma->serial_number != mb->serial_number)
+		return ma->serial_number < mb->serial_number ? -1 : 1;
+	return 0;
+}
 
 /*
- * Keep the newest message of each topic among one client's processed
- * messages (duplicates excluded) and add those to the sm_states rows.
+ * Can a topic's n messages (n >= 1) be reduced to their newest before they
+ * meet the stored state, with the same outcome as one at a time?  Yes when
+ * is_newer() orders them totally whatever the stored state: one message, or
+ * messages that all carry a serial and whose times grow with it.  Else (a
+ * relayed message among them, or a client clock behind its serials) the
+ * stored state must be read and the messages folded into it in order.
+ */
+static bool
+reducible(StateMessage **msgs, int n)
+{
+	StateMessage **by_serial;
+	bool		result = true;
+
+	if (n == 1)
+		return true;
+	for (int i = 0; i < n; i++)
+		if (!msgs[i]->has_serial)
+			return false;
+	by_serial = palloc(n * sizeof(StateMessage *));
+	memcpy(by_serial, msgs, n * sizeof(StateMessage *));
+	qsort(by_serial, n, sizeof(StateMessage *), compare_by_serial);
+	for (int i = 1; i < n && result; i++)
+		result = by_serial[i]->message_time >= by_serial[i - 1]->message_time;
+	pfree(by_serial);
+	return result;
+}
+
+/* Length of the run of messages of msgs[0]'s topic in msgs[0 .. n - 1] */
+static int
+topic_run(StateMessage **msgs, int n)
+{
+	int			j = 1;
+
+	while (j < n && compare_topics(msgs[j], msgs[0]) == 0)
+		j++;
+	return j;
+}
+
+/*
+ * Sort one client's processed messages (duplicates excluded) by topic, then
+ * arrival, and note whether any topic needs the stored state.
  */
 static void
-collect_states(StateMessage *msgs, int nmsgs, Tuplestorestate *store,
-			   TupleDesc desc)
+sort_by_topic(ClientTrack *track, StateMessage *msgs, int nmsgs)
 {
 	StateMessage **sorted = palloc(nmsgs * sizeof(StateMessage *));
 	int			n = 0;
@@ -316,23 +389,49 @@ collect_states(StateMessage *msgs, int nmsgs, Tuplestorestate *store,
 			sorted[n++] = &msgs[i];
 	if (n > 1)
 		qsort(sorted, n, sizeof(StateMessage *), compare_by_topic);
+	track->by_topic = sorted;
+	track->nby_topic = n;
+
+	for (int i = 0; i < n && !track->is_new && !track->needs_stored;)
+	{
+		int			run = topic_run(&sorted[i], n - i);
+
+		track->needs_stored = !reducible(&sorted[i], run);
+		i += run;
+	}
+}
+
+/*
+ * Each topic's new state, for one client: folded from nothing for a new
+ * client (new_states); reduced to the newest message, which the upsert then
+ * compares with the stored state (newer_states); or folded into the stored
+ * state read for it (decided_states).
+ */
+static void
+collect_states(ClientTrack *track, Tuplestorestate *new_states,
+			   Tuplestorestate *newer_states, Tuplestorestate *decided_states,
+			   TupleDesc desc)
+{
+	StateMessage **sorted = track->by_topic;
+	int			n = track->nby_topic;
 
 	for (int i = 0; i < n;)
 	{
-		StateMessage *newest = sorted[i];
-		int			j = i + 1;
+		int			run = topic_run(&sorted[i], n - i);
+		bool		fold_stored = !track->is_new && !reducible(&sorted[i], run);
+		StateMessage *stored = fold_stored ? find_stored(track, sorted[i]) : NULL;
+		StateMessage *newest = stored;
 
-		while (j < n && sorted[j]->topic_type == newest->topic_type &&
-			   strcmp(sorted[j]->topic_id, newest->topic_id) == 0)
-		{
-			if (is_newer(sorted[j], newest))
+		for (int j = i; j < i + run; j++)
+			if (newest == NULL || is_newer(sorted[j], newest))
 				newest = sorted[j];
-			j++;
-		}
-		store_put_state(store, desc, newest);
-		i = j;
+
+		if (newest != stored)
+			store_put_state(track->is_new ? new_states :
+							fold_stored ? decided_states : newer_states,
+							desc, newest);
+		i += run;
 	}
-	pfree(sorted);
 }
 
 /* Run serial tracking over one client's messages, in arrival order */
@@ -373,7 +472,8 @@ flush_chunk(MessageBatch *batch)
 	int			ntracks = 0;
 	TupleDesc	desc = store_states_desc();
 	Tuplestorestate *new_states = tuplestore_begin_heap(false, false, work_mem);
-	Tuplestorestate *states = tuplestore_begin_heap(false, false, work_mem);
+	Tuplestorestate *newer_states = tuplestore_begin_heap(false, false, work_mem);
+	Tuplestorestate *decided_states = tuplestore_begin_heap(false, false, work_mem);
 	TimestampTz event_time;
 
 	/* Messages arrive sorted by client: one track per run of a client */
@@ -405,13 +505,19 @@ flush_chunk(MessageBatch *batch)
 		if (!tracks[k].has_baseline)
 			serials_choose_baseline(&tracks[k], first, n);
 		track_client(batch, &tracks[k], first, n);
-		collect_states(first, n, tracks[k].is_new ? new_states : states, desc);
+		sort_by_topic(&tracks[k], first, n);
 	}
+	store_load_states(tracks, ntracks);
+	for (int k = 0; k < ntracks; k++)
+		collect_states(&tracks[k], new_states, newer_states, decided_states,
+					   desc);
 
 	store_save_clients(tracks, ntracks, event_time, batch->context);
-	store_write_states(desc, new_states, states, batch->context);
+	store_write_states(desc, new_states, newer_states, decided_states,
+					   batch->context);
 	tuplestore_end(new_states);
-	tuplestore_end(states);
+	tuplestore_end(newer_states);
+	tuplestore_end(decided_states);
 
 	batch->nmessages = 0;
 	MemoryContextReset(batch->chunk_context);

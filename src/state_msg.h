@@ -102,7 +102,7 @@ typedef struct MissingRange
 typedef struct ClientTrack
 {
 	char	   *client_id;
-	bool		is_new;			/* first seen in this chunk: has no state yet */
+	bool		is_new;			/* created by this chunk: has no state yet */
 	bool		has_baseline;	/* false for a client never seen with a serial */
 	int64		next_serial;
 	int32		serial_epoch;
@@ -114,6 +114,12 @@ typedef struct ClientTrack
 	int			nranges;
 	int			maxranges;
 	bool		ranges_changed;
+	StateMessage **by_topic;	/* processed messages by topic, then arrival */
+	int			nby_topic;
+	bool		needs_stored;	/* a topic's new state depends on the stored */
+	StateMessage *stored;		/* if so, client_state's rows, as messages
+								 * sorted by topic */
+	int			nstored;
 	/* counter increments */
 	int64		processed;
 	int64		missing;
@@ -155,6 +161,8 @@ extern Verdict batch_finish(MessageBatch *batch);
 
 /* store.c: the engine's tables */
 extern void store_load_clients(ClientTrack *tracks, int ntracks);
+extern void store_load_states(ClientTrack *tracks, int ntracks);
+extern int	compare_topics(const StateMessage *a, const StateMessage *b);
 extern void store_save_clients(ClientTrack *tracks, int ntracks,
 							   TimestampTz event_time,
 							   MemoryContext batch_context);
@@ -162,8 +170,9 @@ extern TupleDesc store_states_desc(void);
 extern void store_put_state(Tuplestorestate *store, TupleDesc desc,
 							StateMessage *msg);
 extern void store_write_states(TupleDesc desc,
-							   Tuplestorestate *new_clients_states,
-							   Tuplestorestate *states,
+							   Tuplestorestate *new_states,
+							   Tuplestorestate *newer_states,
+							   Tuplestorestate *decided_states,
 							   MemoryContext batch_context);
 extern void store_rejected(Datum *values, bool *isnull, int64 row_number,
 						   int sqlstate, const char *reason);

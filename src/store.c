@@ -31,6 +31,8 @@ static SPIPlanPtr delete_ranges_plan;
 static SPIPlanPtr insert_ranges_plan;
 static SPIPlanPtr insert_states_plan;
 static SPIPlanPtr upsert_states_plan;
+static SPIPlanPtr replace_states_plan;
+static SPIPlanPtr load_states_plan;
 static SPIPlanPtr complete_requests_plan;
 static SPIPlanPtr insert_reset_requests_plan;
 static SPIPlanPtr reject_plan;
@@ -46,7 +48,7 @@ static const char *lock_clients_sql =
 " SELECT id FROM pg_catalog.unnest($1::pg_catalog.text[]) AS id"
 " ON CONFLICT (client_id) DO UPDATE SET client_id = excluded.client_id"
 " RETURNING c.client_id, c.next_serial_number, c.serial_epoch,"
-" c.last_message_time, c.messages_processed, c.serial_epoch_started";
+" c.last_message_time, c.serial_epoch_started, c.messages_processed";
 
 static const char *load_ranges_sql =
 "SELECT client_id, first_serial, last_serial, detected_at"
@@ -106,7 +108,7 @@ static const char *insert_ranges_sql =
 
 /*
  * The newest message wins: by (epoch, serial) when both messages have a
- * serial, else by message time.  choose_newest() applies the same rule.
+ * serial, else by message time.  batch.c's is_newer() is the same rule.
  */
 static const char *upsert_states_sql =
 "INSERT INTO state_msg.client_state AS s"
@@ -126,7 +128,28 @@ static const char *upsert_states_sql =
 "   ELSE (excluded.serial_epoch, excluded.serial_number)"
 "      > (s.serial_epoch, s.serial_number) END";
 
-/* A new client has no state yet: its newest messages are plain inserts */
+/* States batch.c decided against the stored rows: written as they are */
+static const char *replace_states_sql =
+"INSERT INTO state_msg.client_state AS s"
+" (client_id, topic_type, topic_id, topic_id_type, state_id, criticality,"
+" serial_number, serial_epoch, message_time, processed_at, user_params, source)"
+" SELECT client_id, topic_type, topic_id, topic_id_type, state_id, criticality,"
+" serial_number, serial_epoch, message_time, pg_catalog.now(), user_params, source"
+" FROM sm_states"
+" ON CONFLICT (client_id, topic_type, topic_id) DO UPDATE SET"
+" topic_id_type = excluded.topic_id_type, state_id = excluded.state_id,"
+" criticality = excluded.criticality, serial_number = excluded.serial_number,"
+" serial_epoch = excluded.serial_epoch, message_time = excluded.message_time,"
+" processed_at = excluded.processed_at, user_params = excluded.user_params,"
+" source = excluded.source";
+
+/* The current state of some clients (planned for each call) */
+static const char *load_states_sql =
+"SELECT client_id, topic_type, topic_id, serial_number, serial_epoch,"
+" message_time"
+" FROM state_msg.client_state WHERE client_id = ANY ($1::pg_catalog.text[])";
+
+/* Topics with no state yet: plain inserts */
 static const char *insert_states_sql =
 "INSERT INTO state_msg.client_state"
 " (client_id, topic_type, topic_id, topic_id_type, state_id, criticality,"
@@ -152,20 +175,26 @@ static const char *reject_sql =
 " criticality, message_time, user_params, source)"
 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
-/* Prepare sql once per backend and keep the plan */
+/*
+ * Prepare sql once per backend and keep the plan.  Statements get a generic
+ * plan (they are simple, and planning one for every call of a batch-sized
+ * array parameter would cost more than it saves), except reads of tables
+ * that may grow by orders of magnitude in a session: load_states_sql and
+ * load_ranges_sql are planned for each call, against the tables' current
+ * size.
+ */
 static SPIPlanPtr
 keep_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 {
+	int			options = (sql == load_states_sql || sql == load_ranges_sql) ?
+		CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN;
+
 	if (*plan == NULL)
 	{
 		MemoryContext caller = CurrentMemoryContext;
 		SPIPlanPtr	p;
 
-		/*
-		 * A generic plan: these statements are simple, and custom plans
-		 * would be made for every call of a batch-sized array parameter
-		 */
-		p = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+		p = SPI_prepare_cursor(sql, nargs, argtypes, options);
 		MemoryContextSwitchTo(caller);	/* SPI leaves its own one current */
 		if (p == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
@@ -301,10 +330,10 @@ store_load_clients(ClientTrack *tracks, int ntracks)
 		d = SPI_getbinval(tuple, desc, 4, &isnull);
 		t->has_last_message_time = !isnull;
 		t->last_message_time = isnull ? 0 : DatumGetTimestampTz(d);
-		t->is_new = DatumGetInt64(SPI_getbinval(tuple, desc, 5, &isnull)) == 0;
-		d = SPI_getbinval(tuple, desc, 6, &isnull);
+		d = SPI_getbinval(tuple, desc, 5, &isnull);
 		t->has_epoch_started = !isnull;
 		t->epoch_started = isnull ? 0 : DatumGetTimestampTz(d);
+		t->is_new = DatumGetInt64(SPI_getbinval(tuple, desc, 6, &isnull)) == 0;
 	}
 	if (SPI_processed != (uint64) ntracks)
 		elog(ERROR, "locked %llu clients of %d",
@@ -539,19 +568,107 @@ store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz event_time,
 }
 
 /*
- * Write the chunk's newest states: plain inserts for new clients' (new
- * clients have none yet), upserts keeping the newer message for the rest.
+ * Write the chunk's newest states: plain inserts for new clients (they have
+ * none yet), upserts keeping the newer of each message and the stored state
+ * for the others, and the states batch.c decided against the stored rows.
  */
 void
-store_write_states(TupleDesc desc, Tuplestorestate *new_clients_states,
-				   Tuplestorestate *states, MemoryContext batch_context)
+store_write_states(TupleDesc desc, Tuplestorestate *new_states,
+				   Tuplestorestate *newer_states,
+				   Tuplestorestate *decided_states,
+				   MemoryContext batch_context)
 {
-	if (tuplestore_tuple_count(new_clients_states) > 0)
+	if (tuplestore_tuple_count(new_states) > 0)
 		run_plan_with_rows(&insert_states_plan, insert_states_sql, "sm_states",
-						   desc, new_clients_states, SPI_OK_INSERT, batch_context);
-	if (tuplestore_tuple_count(states) > 0)
+						   desc, new_states, SPI_OK_INSERT, batch_context);
+	if (tuplestore_tuple_count(newer_states) > 0)
 		run_plan_with_rows(&upsert_states_plan, upsert_states_sql, "sm_states",
-						   desc, states, SPI_OK_INSERT, batch_context);
+						   desc, newer_states, SPI_OK_INSERT, batch_context);
+	if (tuplestore_tuple_count(decided_states) > 0)
+		run_plan_with_rows(&replace_states_plan, replace_states_sql, "sm_states",
+						   desc, decided_states, SPI_OK_INSERT, batch_context);
+}
+
+/* Order states by client, then topic type and id */
+int
+compare_topics(const StateMessage *a, const StateMessage *b)
+{
+	if (a->topic_type != b->topic_type)
+		return a->topic_type < b->topic_type ? -1 : 1;
+	return strcmp(a->topic_id, b->topic_id);
+}
+
+static int
+compare_stored(const void *a, const void *b)
+{
+	const StateMessage *sa = (const StateMessage *) a;
+	const StateMessage *sb = (const StateMessage *) b;
+	int			cmp = strcmp(sa->client_id, sb->client_id);
+
+	return cmp != 0 ? cmp : compare_topics(sa, sb);
+}
+
+/*
+ * Read the current state of the (locked) clients whose tracks need it, so
+ * that their new messages are folded into it exactly as if they came one at
+ * a time.  Each such track gets its rows, as messages sorted by topic.
+ */
+void
+store_load_states(ClientTrack *tracks, int ntracks)
+{
+	Oid			argtypes[] = {TEXTARRAYOID};
+	char	  **ids = palloc(ntracks * sizeof(char *));
+	Datum		arg;
+	StateMessage *stored;
+	int			nstored;
+	int			nids = 0;
+	int			k = 0;
+
+	for (int i = 0; i < ntracks; i++)
+		if (tracks[i].needs_stored)
+			ids[nids++] = tracks[i].client_id;
+	if (nids == 0)
+		return;
+	arg = text_array(ids, nids);
+	run_plan(&load_states_plan, load_states_sql, 1, argtypes, &arg, NULL,
+			 SPI_OK_SELECT);
+
+	nstored = (int) SPI_processed;
+	stored = palloc0(Max(nstored, 1) * sizeof(StateMessage));
+	for (int i = 0; i < nstored; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		StateMessage *m = &stored[i];
+		bool		isnull;
+		Datum		d;
+
+		m->client_id = TextDatumGetCString(SPI_getbinval(tuple, desc, 1, &isnull));
+		m->topic_type = DatumGetInt32(SPI_getbinval(tuple, desc, 2, &isnull));
+		m->topic_id = TextDatumGetCString(SPI_getbinval(tuple, desc, 3, &isnull));
+		d = SPI_getbinval(tuple, desc, 4, &isnull);
+		m->has_serial = !isnull;
+		m->serial_number = isnull ? 0 : DatumGetInt64(d);
+		m->serial_epoch = DatumGetInt32(SPI_getbinval(tuple, desc, 5, &isnull));
+		m->message_time = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 6, &isnull));
+		m->row_number = 0;		/* before every message of the batch */
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	if (nstored > 1)
+		qsort(stored, nstored, sizeof(StateMessage), compare_stored);
+	for (int i = 0; i < ntracks; i++)
+	{
+		while (k < nstored && strcmp(stored[k].client_id, tracks[i].client_id) < 0)
+			k++;
+		tracks[i].stored = &stored[k];
+		tracks[i].nstored = 0;
+		while (k < nstored && strcmp(stored[k].client_id, tracks[i].client_id) == 0)
+		{
+			tracks[i].nstored++;
+			k++;
+		}
+	}
 }
 
 /* Store a bad row in state_msg.rejected_messages, as given */

@@ -46,3 +46,16 @@ SELECT state_id, serial_number, message_time, source FROM state_msg.client_state
 SELECT state_msg.ingest('C3', 1, 800, 'dep-1', 700, '2026-11-10 12:20:00+00');
 SELECT state_msg.ingest('C3', 2, 800, 'dep-1', 700, '2026-11-10 12:40:00+00');
 SELECT state_id, serial_number, message_time, source FROM state_msg.client_state WHERE client_id = 'C3';
+
+-- With and without serials mixed, "newer" is not a total order (a client's
+-- clock may run behind its serials), so a statement folds its messages into
+-- the stored state in arrival order: the same as one message at a time.
+SELECT state_msg.ingest(c, 5, 500, 'u', 5, '2026-11-10 10:00+00')
+FROM (VALUES ('D1'), ('D2')) AS t(c);
+SELECT state_msg.ingest('D1', 6, 500, 'u', 6, '2026-11-10 09:00+00');
+SELECT state_msg.ingest('D1', NULL, 500, 'u', 99, '2026-11-10 09:30+00', source => 'fsp');
+INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time, source)
+VALUES ('D2', 6, 500, 'u', 6, '2026-11-10 09:00+00', 'mp'),
+	   ('D2', NULL, 500, 'u', 99, '2026-11-10 09:30+00', 'fsp');
+SELECT client_id, state_id, serial_number, message_time FROM state_msg.client_state
+WHERE client_id IN ('D1', 'D2') ORDER BY client_id;
