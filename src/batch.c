@@ -178,10 +178,10 @@ quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 }
 
 /*
- * Add one inbox row to the batch.  A bad row is dealt with at once and
- * VERDICT_REJECTED returned; a good one waits for batch_finish().
+ * Add one inbox row to the batch.  A bad row is dealt with at once (false
+ * is returned); a good one waits for batch_finish().
  */
-Verdict
+bool
 batch_add(MessageBatch *batch, Datum *values, bool *isnull)
 {
 	MemoryContext old = MemoryContextSwitchTo(batch->row_context);
@@ -199,7 +199,7 @@ batch_add(MessageBatch *batch, Datum *values, bool *isnull)
 		quarantine(batch, values, isnull, sqlstate, reason);
 		MemoryContextSwitchTo(old);
 		batch->last_verdict = VERDICT_REJECTED;
-		return VERDICT_REJECTED;
+		return false;
 	}
 
 	ExecClearTuple(slot);
@@ -221,7 +221,7 @@ batch_add(MessageBatch *batch, Datum *values, bool *isnull)
 	tuplesort_puttupleslot(batch->sort, slot);
 
 	MemoryContextSwitchTo(old);
-	return VERDICT_REJECTED;	/* not processed yet */
+	return true;
 }
 
 /* Is the sorted work row in slot from client_id? */

@@ -251,7 +251,11 @@ serials_forget_below(ClientTrack *track, int64 serial)
 		if (r->last_serial < serial)
 			continue;
 		if (r->first_serial < serial)
-			r->first_serial = serial;
+		{
+			/* cannot happen: serial itself was just processed */
+			r->first_serial = serial + 1;
+			track->ranges_changed = true;
+		}
 		track->ranges[keep++] = *r;
 	}
 	if (keep != track->nranges)

@@ -8,8 +8,6 @@
 #ifndef STATE_MSG_H
 #define STATE_MSG_H
 
-#include "postgres.h"
-
 #include "access/tupdesc.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -156,7 +154,7 @@ extern void serials_forget_below(ClientTrack *track, int64 serial);
 /* batch.c: the one processing path behind every entry point */
 typedef struct MessageBatch MessageBatch;
 extern MessageBatch *batch_begin(void);
-extern Verdict batch_add(MessageBatch *batch, Datum *values, bool *isnull);
+extern bool batch_add(MessageBatch *batch, Datum *values, bool *isnull);
 extern Verdict batch_finish(MessageBatch *batch);
 
 /* store.c: the engine's tables */
@@ -176,8 +174,5 @@ extern void store_write_states(TupleDesc desc,
 							   MemoryContext batch_context);
 extern void store_rejected(Datum *values, bool *isnull, int64 row_number,
 						   int sqlstate, const char *reason);
-
-/* inbox_am.c */
-extern Datum state_msg_inbox_am_handler(PG_FUNCTION_ARGS);
 
 #endif							/* STATE_MSG_H */
