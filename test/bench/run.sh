@@ -442,6 +442,32 @@ variant a "state_msg (a) INSERT ... SELECT, in order" "$ROWS" reset_state \
 	'psql -c "$INSERT_STREAM ORDER BY seq"' \
 	'check_in_order "(a) in order" bench.stream true'
 
+# The same clients again: every topic of theirs already has a state, so
+# this measures updates in place rather than first inserts
+AGAIN_COLS="client_id, serial_number + $NSERIALS, topic_type, topic_id, state_id,
+	message_time + interval '1 day'"
+check_again() {
+	local out
+	out=$(psql -At -v nclients="$NCLIENTS" -v n=$((2 * NSERIALS + 1)) <<'SQL'
+SELECT 'clients ' || count(*) || ', processed ' || sum(messages_processed)
+	   || ', next serials ' || min(next_serial_number) || '..' || max(next_serial_number)
+	   || ', missing ' || sum(missing_serials) || ', duplicates ' || sum(duplicates)
+FROM state_msg.clients
+HAVING count(*) <> :nclients OR sum(messages_processed) <> 2 * (SELECT count(*) FROM bench.stream)
+	OR min(next_serial_number) <> :n OR max(next_serial_number) <> :n
+	OR sum(missing_serials + duplicates) <> 0;
+SELECT 'client_state rows not from the second statement: ' || count(*)
+FROM state_msg.client_state WHERE serial_number <= (:n - 1) / 2 HAVING count(*) > 0;
+SQL
+)
+	assert_empty "(a) again" "$out"
+	echo "   ok: $(summary)"
+}
+variant a_again "state_msg (a) the same clients again (state updated in place)" "$ROWS" \
+	'reset_state; psql -c "$INSERT_STREAM ORDER BY seq" -c "CHECKPOINT"' \
+	'psql -c "INSERT INTO state_msg.inbox ($COLS) SELECT $AGAIN_COLS FROM bench.stream ORDER BY seq"' \
+	check_again
+
 variant a_lossy "state_msg (a) INSERT ... SELECT, lossy (5% lost, 5% late)" "$LOSSY_ROWS" \
 	reset_state \
 	'psql -c "INSERT INTO state_msg.inbox ($COLS)
@@ -521,6 +547,7 @@ r=$(awk -v a="${RATE[a]}" -v b="${RATE[plain]}" 'BEGIN { printf "%.1f", 100 * a 
 printf 'ratio state_msg (a) / plain INSERT             %8s%%  (target >= 25%%: %s)\n' "$r" "$(met "$r" 25)"
 printf 'ratio state_msg (b) COPY / (a) INSERT          %8sx\n' "$(ratio "${RATE[b]}" "${RATE[a]}")"
 printf 'ratio state_msg (c) 4 sessions / (a) INSERT    %8sx\n' "$(ratio "${RATE[c]}" "${RATE[a]}")"
+printf 'ratio state_msg (a) again / (a) first time   %8sx\n' "$(ratio "${RATE[a_again]}" "${RATE[a]}")"
 
 if [ ${#WARNINGS[@]} -gt 0 ]; then
 	echo
