@@ -39,9 +39,9 @@ WHERE f.fate = 'late'
 ORDER BY b.c, b.serial_number;
 \timing off
 
--- Client 7 is reinstalled: its serials start again at 1, with new times
+-- Client 7 is reinstalled that evening: its serials start again at 1
 INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time)
-SELECT client_id, serial_number, topic_type, topic_id, 1, message_time + interval '2 days'
+SELECT client_id, serial_number, topic_type, topic_id, 1, message_time + interval '14 hours'
 FROM burst WHERE c = 7 AND serial_number <= 4;
 
 -- A fallback status point relays client deployment messages: no serials
@@ -84,15 +84,18 @@ FROM state_msg.clients c
 WHERE EXISTS (SELECT FROM state_msg.resync_requests r
 			  WHERE r.client_id = c.client_id AND r.completed_at IS NULL)
   AND abs(hashtext(c.client_id)) % 10 <> 0;
+-- A client's cache holds its latest message per topic since its install
 INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time)
+WITH cache AS (
+	SELECT s.* FROM state_msg.client_state s JOIN state_msg.clients c USING (client_id)
+	WHERE s.serial_epoch = c.serial_epoch)
 SELECT a.client_id,
 	   a.next_serial_number + row_number() OVER (PARTITION BY a.client_id ORDER BY s.message_time) - 1,
 	   s.topic_type, s.topic_id, s.state_id, s.message_time
-FROM answering a JOIN state_msg.client_state s USING (client_id)
+FROM answering a JOIN cache s USING (client_id)
 UNION ALL
 SELECT a.client_id,
-	   a.next_serial_number + (SELECT count(*) FROM state_msg.client_state s
-							   WHERE s.client_id = a.client_id),
+	   a.next_serial_number + (SELECT count(*) FROM cache s WHERE s.client_id = a.client_id),
 	   700, 'resync', 2, timestamptz '2026-11-25 06:00+00'
 FROM answering a
 ORDER BY 1, 2;
