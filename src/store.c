@@ -107,56 +107,42 @@ static const char *insert_ranges_sql =
 " pg_catalog.unnest($4::pg_catalog.timestamptz[]))";
 
 /*
- * The newest message wins: by (epoch, serial) when both messages have a
- * serial, else by message time.  batch.c's is_newer() is the same rule.
+ * The chunk's new states, from sm_states: plain inserts for topics with no
+ * state yet; an upsert keeping the newer of each message and the stored
+ * state (by (epoch, serial) when both have a serial, else by message time:
+ * batch.c's is_newer() is the same rule); and an upsert replacing what
+ * batch.c decided against the stored rows.
  */
-static const char *upsert_states_sql =
-"INSERT INTO state_msg.client_state AS s"
-" (client_id, topic_type, topic_id, topic_id_type, state_id, criticality,"
-" serial_number, serial_epoch, message_time, processed_at, user_params, source)"
-" SELECT client_id, topic_type, topic_id, topic_id_type, state_id, criticality,"
-" serial_number, serial_epoch, message_time, pg_catalog.now(), user_params, source"
+#define INSERT_STATES \
+"INSERT INTO state_msg.client_state AS s" \
+" (client_id, topic_type, topic_id, topic_id_type, state_id, criticality," \
+" serial_number, serial_epoch, message_time, processed_at, user_params, source)" \
+" SELECT client_id, topic_type, topic_id, topic_id_type, state_id, criticality," \
+" serial_number, serial_epoch, message_time, pg_catalog.now(), user_params, source" \
 " FROM sm_states"
-" ON CONFLICT (client_id, topic_type, topic_id) DO UPDATE SET"
-" topic_id_type = excluded.topic_id_type, state_id = excluded.state_id,"
-" criticality = excluded.criticality, serial_number = excluded.serial_number,"
-" serial_epoch = excluded.serial_epoch, message_time = excluded.message_time,"
-" processed_at = excluded.processed_at, user_params = excluded.user_params,"
+#define ON_CONFLICT_REPLACE_STATE \
+" ON CONFLICT (client_id, topic_type, topic_id) DO UPDATE SET" \
+" topic_id_type = excluded.topic_id_type, state_id = excluded.state_id," \
+" criticality = excluded.criticality, serial_number = excluded.serial_number," \
+" serial_epoch = excluded.serial_epoch, message_time = excluded.message_time," \
+" processed_at = excluded.processed_at, user_params = excluded.user_params," \
 " source = excluded.source"
+
+static const char *insert_states_sql = INSERT_STATES;
+
+static const char *upsert_states_sql = INSERT_STATES ON_CONFLICT_REPLACE_STATE
 " WHERE CASE WHEN s.serial_number IS NULL OR excluded.serial_number IS NULL"
 "   THEN excluded.message_time >= s.message_time"
 "   ELSE (excluded.serial_epoch, excluded.serial_number)"
 "      > (s.serial_epoch, s.serial_number) END";
 
-/* States batch.c decided against the stored rows: written as they are */
-static const char *replace_states_sql =
-"INSERT INTO state_msg.client_state AS s"
-" (client_id, topic_type, topic_id, topic_id_type, state_id, criticality,"
-" serial_number, serial_epoch, message_time, processed_at, user_params, source)"
-" SELECT client_id, topic_type, topic_id, topic_id_type, state_id, criticality,"
-" serial_number, serial_epoch, message_time, pg_catalog.now(), user_params, source"
-" FROM sm_states"
-" ON CONFLICT (client_id, topic_type, topic_id) DO UPDATE SET"
-" topic_id_type = excluded.topic_id_type, state_id = excluded.state_id,"
-" criticality = excluded.criticality, serial_number = excluded.serial_number,"
-" serial_epoch = excluded.serial_epoch, message_time = excluded.message_time,"
-" processed_at = excluded.processed_at, user_params = excluded.user_params,"
-" source = excluded.source";
+static const char *replace_states_sql = INSERT_STATES ON_CONFLICT_REPLACE_STATE;
 
 /* The current state of some clients (planned for each call) */
 static const char *load_states_sql =
 "SELECT client_id, topic_type, topic_id, serial_number, serial_epoch,"
 " message_time"
 " FROM state_msg.client_state WHERE client_id = ANY ($1::pg_catalog.text[])";
-
-/* Topics with no state yet: plain inserts */
-static const char *insert_states_sql =
-"INSERT INTO state_msg.client_state"
-" (client_id, topic_type, topic_id, topic_id_type, state_id, criticality,"
-" serial_number, serial_epoch, message_time, processed_at, user_params, source)"
-" SELECT client_id, topic_type, topic_id, topic_id_type, state_id, criticality,"
-" serial_number, serial_epoch, message_time, pg_catalog.now(), user_params, source"
-" FROM sm_states";
 
 static const char *complete_requests_sql =
 "UPDATE state_msg.resync_requests SET completed_at = $2"
