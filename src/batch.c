@@ -10,7 +10,8 @@
  *	1. lock the chunk's clients in client_id order, creating new ones, and
  *	   read their serial state and missing ranges;
  *	2. run serial tracking over each client's messages in arrival order;
- *	3. keep, per (client, topic), the newest message;
+ *	3. fold each (client, topic)'s messages into its current state, as one
+ *	   message at a time would (see reducible());
  *	4. write back clients, missing ranges, current state and resync requests
  *	   with one set-based statement each.
  *
