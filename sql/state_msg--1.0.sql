@@ -295,18 +295,23 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	id text := state_msg.normalize_client_id(request_resync.client_id);
-	-- the clock, not the transaction's start: later than any completion
-	issued_at timestamptz := pg_catalog.clock_timestamp();
+	issued_at timestamptz;
 	new_request bigint;
 BEGIN
 	IF id IS NULL OR request_resync.reason IS NULL THEN
 		RAISE EXCEPTION 'client_id and reason must not be null'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
+	-- the clock once the row is locked (not the transaction's start), and
+	-- never before the client's last completion
 	UPDATE state_msg.clients c
-	SET last_resync_issued_time = issued_at,
+	SET last_resync_issued_time =
+			GREATEST(pg_catalog.clock_timestamp(),
+					 c.last_resync_client_completed_time
+					 OPERATOR(pg_catalog.+) interval '1 microsecond'),
 		resync_requests_issued = c.resync_requests_issued OPERATOR(pg_catalog.+) 1
-	WHERE c.client_id OPERATOR(pg_catalog.=) id;
+	WHERE c.client_id OPERATOR(pg_catalog.=) id
+	RETURNING c.last_resync_issued_time INTO issued_at;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'client "%" is not known', id
 			USING ERRCODE = 'no_data_found',

@@ -453,8 +453,7 @@ track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 			msg->state_id == SM_RESYNC_COMPLETE_STATE)
 		{
 			track->resync_completed = true;
-			if (track->reset_request)
-				track->completed_after_reset = true;
+			track->resets_completed = track->resets;
 			if (msg->has_serial)
 				serials_forget_below(track, msg->serial_number);
 		}
@@ -533,6 +532,8 @@ batch_finish(MessageBatch *batch)
 {
 	MemoryContext old;
 	Verdict		verdict;
+	int			client_start = 0;	/* where the current client's messages
+									 * begin in the chunk */
 
 	tuplesort_performsort(batch->sort);
 	old = MemoryContextSwitchTo(batch->chunk_context);
@@ -540,11 +541,22 @@ batch_finish(MessageBatch *batch)
 								  NULL))
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (batch->nmessages >= MAX_CHUNK_FACTOR * sm_batch_chunk_size ||
-			(batch->nmessages >= sm_batch_chunk_size &&
-			 !same_client(batch->get_slot,
-						  batch->messages[batch->nmessages - 1].client_id)))
+		if (batch->nmessages > 0 &&
+			!same_client(batch->get_slot,
+						 batch->messages[batch->nmessages - 1].client_id))
+		{
+			/* a new client: end the chunk here if it is full */
+			if (batch->nmessages >= sm_batch_chunk_size)
+				flush_chunk(batch);
+			client_start = batch->nmessages;
+		}
+		else if (batch->nmessages - client_start >=
+				 MAX_CHUNK_FACTOR * sm_batch_chunk_size)
+		{
+			/* one client alone has too many messages: split it */
 			flush_chunk(batch);
+			client_start = 0;
+		}
 		if (batch->nmessages == batch->maxmessages)
 		{
 			batch->maxmessages *= 2;

@@ -21,8 +21,11 @@
  *	- s < next otherwise: a duplicate; counted, and nothing else changes.
  * A duplicate upload of an early message carries its original time, which
  * is never later than the newest one seen, so it cannot pass for a reset.
- * After a reset, a message older than the reset belongs to the previous
- * epoch: it arrived late and is stale, a duplicate whatever its serial.
+ * After a reset, a message that would open a gap but is older than the
+ * reset belongs to the previous epoch: it arrived late and is stale, a
+ * duplicate.  (Below next it is a duplicate anyway, a reset needs a time
+ * later than all before, and in order or filling a gap it is taken as the
+ * new epoch's, whatever a skewed clock says.)
  *
  *-------------------------------------------------------------------------
  */
@@ -149,18 +152,18 @@ serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now)
 		track->next_serial = s;
 	}
 
-	/* A late message of the epoch before a reset: stale, like a duplicate */
-	if (track->has_epoch_started && msg->message_time < track->epoch_started)
-	{
-		track->duplicates++;
-		msg->serial_epoch = track->serial_epoch - 1;
-		return VERDICT_DUPLICATE;
-	}
-
 	if (s == track->next_serial)
 	{
 		verdict = VERDICT_IN_ORDER;
 		track->next_serial = s + 1;
+	}
+	else if (s > track->next_serial && track->has_epoch_started &&
+			 msg->message_time < track->epoch_started)
+	{
+		/* A late message of the epoch before a reset: stale, no gap */
+		track->duplicates++;
+		msg->serial_epoch = track->serial_epoch - 1;
+		return VERDICT_DUPLICATE;
 	}
 	else if (s > track->next_serial)
 	{
@@ -189,8 +192,7 @@ serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now)
 		if (track->nranges > 0)
 			track->ranges_changed = true;
 		track->nranges = 0;
-		track->reset_request = true;
-		track->completed_after_reset = false;
+
 	}
 	else
 	{

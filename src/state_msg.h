@@ -125,10 +125,11 @@ typedef struct ClientTrack
 	int64		duplicates;
 	int64		resets;
 	int64		unserialized;
-	/* resync events */
+	/* resync events (each reset, counted in resets, asks for a resync) */
 	bool		resync_completed;	/* a resync-complete message was processed */
-	bool		reset_request;	/* a serial reset asks for a resync */
-	bool		completed_after_reset;
+	int64		resets_completed;	/* resets before the last completion */
+	TimestampTz last_issued;	/* last_resync_issued_time, as read */
+	bool		has_last_issued;
 } ClientTrack;
 
 /* state_msg.c: settings */

@@ -48,7 +48,8 @@ static const char *lock_clients_sql =
 " SELECT id FROM pg_catalog.unnest($1::pg_catalog.text[]) AS id"
 " ON CONFLICT (client_id) DO UPDATE SET client_id = excluded.client_id"
 " RETURNING c.client_id, c.next_serial_number, c.serial_epoch,"
-" c.last_message_time, c.serial_epoch_started, c.messages_processed";
+" c.last_message_time, c.serial_epoch_started, c.messages_processed,"
+" c.last_resync_issued_time";
 
 static const char *load_ranges_sql =
 "SELECT client_id, first_serial, last_serial, detected_at"
@@ -72,8 +73,7 @@ static const char *update_clients_sql =
 " SELECT client_id, next_serial_number, serial_epoch, serial_epoch_started,"
 " last_message_time, pg_catalog.now(), processed, missing, late_fills, duplicates, resets,"
 " unserialized, resync_completed_at,"
-" resync_issued_at,"
-" CASE WHEN resync_issued_at IS NOT NULL THEN 1 ELSE 0 END"
+" resync_issued_at, resync_requests"
 " FROM sm_client_updates"
 " ON CONFLICT (client_id) DO UPDATE SET"
 " next_serial_number = excluded.next_serial_number,"
@@ -145,15 +145,16 @@ static const char *load_states_sql =
 " FROM state_msg.client_state WHERE client_id = ANY ($1::pg_catalog.text[])";
 
 static const char *complete_requests_sql =
-"UPDATE state_msg.resync_requests SET completed_at = $2"
+"UPDATE state_msg.resync_requests"
+" SET completed_at = GREATEST($2, issued_at + interval '1 microsecond')"
 " WHERE client_id = ANY ($1::pg_catalog.text[]) AND completed_at IS NULL";
 
 static const char *insert_reset_requests_sql =
 "INSERT INTO state_msg.resync_requests (client_id, reason, issued_at, completed_at)"
-" SELECT id, 'serial_reset', issued, CASE WHEN done THEN $4 END"
+" SELECT id, 'serial_reset', issued, completed"
 " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
 " pg_catalog.unnest($2::pg_catalog.timestamptz[]),"
-" pg_catalog.unnest($3::pg_catalog.bool[])) AS r(id, issued, done)";
+" pg_catalog.unnest($3::pg_catalog.timestamptz[])) AS r(id, issued, completed)";
 
 static const char *reject_sql =
 "INSERT INTO state_msg.rejected_messages (reason, sqlstate, row_number,"
@@ -320,6 +321,9 @@ store_load_clients(ClientTrack *tracks, int ntracks)
 		t->has_epoch_started = !isnull;
 		t->epoch_started = isnull ? 0 : DatumGetTimestampTz(d);
 		t->is_new = DatumGetInt64(SPI_getbinval(tuple, desc, 6, &isnull)) == 0;
+		d = SPI_getbinval(tuple, desc, 7, &isnull);
+		t->has_last_issued = !isnull;
+		t->last_issued = isnull ? 0 : DatumGetTimestampTz(d);
 	}
 	if (SPI_processed != (uint64) ntracks)
 		elog(ERROR, "locked %llu clients of %d",
@@ -390,7 +394,7 @@ store_put_state(Tuplestorestate *store, TupleDesc desc, StateMessage *msg)
 static TupleDesc
 client_updates_desc(void)
 {
-	TupleDesc	desc = CreateTemplateTupleDesc(13);
+	TupleDesc	desc = CreateTemplateTupleDesc(14);
 
 	TupleDescInitEntry(desc, 1, "client_id", TEXTOID, -1, 0);
 	TupleDescInitEntry(desc, 2, "next_serial_number", INT8OID, -1, 0);
@@ -405,6 +409,7 @@ client_updates_desc(void)
 	TupleDescInitEntry(desc, 11, "resync_completed_at", TIMESTAMPTZOID, -1, 0);
 	TupleDescInitEntry(desc, 12, "resync_issued_at", TIMESTAMPTZOID, -1, 0);
 	TupleDescInitEntry(desc, 13, "serial_epoch_started", TIMESTAMPTZOID, -1, 0);
+	TupleDescInitEntry(desc, 14, "resync_requests", INT8OID, -1, 0);
 	return desc;
 }
 
@@ -421,28 +426,42 @@ store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz event_time,
 	Tuplestorestate *store = tuplestore_begin_heap(false, false, work_mem);
 	char	  **changed = palloc(ntracks * sizeof(char *));
 	char	  **completed = palloc(ntracks * sizeof(char *));
-	char	  **reset = palloc(ntracks * sizeof(char *));
-	Datum	   *reset_done = palloc(ntracks * sizeof(Datum));
-	Datum	   *reset_issued = palloc(ntracks * sizeof(Datum));
+	char	  **reset;
+	int64		nreset_requests = 0;
+	Datum	   *reset_issued;
+	Datum	   *reset_completed;
+	bool	   *reset_completed_null;
 	int			nchanged = 0,
 				ncompleted = 0,
 				nreset = 0,
 				nranges = 0;
 
 	for (int i = 0; i < ntracks; i++)
+		nreset_requests += tracks[i].resets;
+	reset = palloc(Max(nreset_requests, 1) * sizeof(char *));
+	reset_issued = palloc(Max(nreset_requests, 1) * sizeof(Datum));
+	reset_completed = palloc(Max(nreset_requests, 1) * sizeof(Datum));
+	reset_completed_null = palloc(Max(nreset_requests, 1) * sizeof(bool));
+
+	for (int i = 0; i < ntracks; i++)
 	{
 		ClientTrack *t = &tracks[i];
-		Datum		v[13];
-		bool		n[13] = {false};
-		TimestampTz reset_issued_at = event_time;
+		Datum		v[14];
+		bool		n[14] = {false};
+		TimestampTz completed_time = event_time;
+		TimestampTz open_issue_time = event_time;
 
 		/*
 		 * Issue and completion times must order as the events did, for the
-		 * monitoring queries compare them: a reset's request issued after a
-		 * completion in this chunk is one microsecond later.
+		 * monitoring queries compare them.  A completion is never dated
+		 * before the issue it answers (run_resync_check() may have dated
+		 * one ahead, as of a later time); the requests of resets after it
+		 * are issued a microsecond later still.
 		 */
-		if (t->reset_request && t->resync_completed && !t->completed_after_reset)
-			reset_issued_at = event_time + 1;
+		if (t->has_last_issued && t->last_issued >= completed_time)
+			completed_time = t->last_issued + 1;
+		if (t->resync_completed)
+			open_issue_time = completed_time + 1;
 
 		v[0] = CStringGetTextDatum(t->client_id);
 		v[1] = Int64GetDatum(t->next_serial);
@@ -456,12 +475,14 @@ store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz event_time,
 		v[7] = Int64GetDatum(t->duplicates);
 		v[8] = Int64GetDatum(t->resets);
 		v[9] = Int64GetDatum(t->unserialized);
-		v[10] = TimestampTzGetDatum(event_time);
+		v[10] = TimestampTzGetDatum(completed_time);
 		n[10] = !t->resync_completed;
-		v[11] = TimestampTzGetDatum(reset_issued_at);
-		n[11] = !t->reset_request;
+		v[11] = TimestampTzGetDatum(t->resets > t->resets_completed ?
+									open_issue_time : event_time);
+		n[11] = (t->resets == 0);
 		v[12] = TimestampTzGetDatum(t->epoch_started);
 		n[12] = !t->has_epoch_started;
+		v[13] = Int64GetDatum(t->resets);
 		tuplestore_putvalues(store, desc, v, n);
 
 		if (t->ranges_changed)
@@ -471,11 +492,17 @@ store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz event_time,
 		}
 		if (t->resync_completed)
 			completed[ncompleted++] = t->client_id;
-		if (t->reset_request)
+
+		/* one request per reset; those before the last completion are done */
+		for (int64 r = 0; r < t->resets; r++, nreset++)
 		{
-			reset_done[nreset] = BoolGetDatum(t->completed_after_reset);
-			reset_issued[nreset] = TimestampTzGetDatum(reset_issued_at);
-			reset[nreset++] = t->client_id;
+			bool		done = r < t->resets_completed;
+
+			reset[nreset] = t->client_id;
+			reset_issued[nreset] =
+				TimestampTzGetDatum(done ? event_time : open_issue_time);
+			reset_completed[nreset] = TimestampTzGetDatum(completed_time);
+			reset_completed_null[nreset] = !done;
 		}
 	}
 	run_plan_with_rows(&update_clients_plan, update_clients_sql,
@@ -537,18 +564,22 @@ store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz event_time,
 
 	if (nreset > 0)
 	{
-		Oid			argtypes[] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, BOOLARRAYOID,
-		TIMESTAMPTZOID};
-		Datum		args[4];
+		Oid			argtypes[] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+		TIMESTAMPTZARRAYOID};
+		Datum		args[3];
+		int			dims[1] = {nreset};
+		int			lbs[1] = {1};
 
 		args[0] = text_array(reset, nreset);
 		args[1] = PointerGetDatum(construct_array(reset_issued, nreset,
 												  TIMESTAMPTZOID, 8,
 												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[2] = PointerGetDatum(construct_array(reset_done, nreset, BOOLOID,
-												  1, true, TYPALIGN_CHAR));
-		args[3] = TimestampTzGetDatum(event_time);
-		run_plan(&insert_reset_requests_plan, insert_reset_requests_sql, 4,
+		args[2] = PointerGetDatum(construct_md_array(reset_completed,
+													 reset_completed_null, 1,
+													 dims, lbs, TIMESTAMPTZOID,
+													 8, FLOAT8PASSBYVAL,
+													 TYPALIGN_DOUBLE));
+		run_plan(&insert_reset_requests_plan, insert_reset_requests_sql, 3,
 				 argtypes, args, NULL, SPI_OK_INSERT);
 	}
 }

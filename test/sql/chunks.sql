@@ -72,4 +72,20 @@ SELECT what, count(DISTINCT digest) AS outcomes FROM outcome GROUP BY what ORDER
 -- And it is the right one
 SELECT what, digest FROM outcome WHERE chunk_size = 1 ORDER BY what;
 
+-- A client is split only when it alone has more than 8 chunks' worth: here
+-- new client B (30 messages, its serial 10 last) stays whole with chunks of 4
+TRUNCATE state_msg.clients, state_msg.client_state, state_msg.missing_ranges;
+SET state_msg.batch_chunk_size = 4;
+INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time)
+SELECT 'A', g, 500, 't', 1, '2026-01-01'::timestamptz + g * interval '1 min'
+FROM generate_series(1, 3) g
+UNION ALL
+SELECT * FROM (SELECT 'B', g, 500, 't', 1, '2026-01-01'::timestamptz + g * interval '1 min'
+			   FROM generate_series(11, 39) g ORDER BY g) AS x
+UNION ALL
+SELECT 'B', 10, 500, 't', 1, '2026-01-01 00:10+00';
+SELECT client_id, next_serial_number, missing_serials, late_fills, duplicates
+FROM state_msg.clients ORDER BY 1;
+RESET state_msg.batch_chunk_size;
+
 SET state_msg.batch_chunk_size = 0;

@@ -142,3 +142,15 @@ SELECT * FROM state_msg.run_resync_check();
 COMMIT;
 SELECT last_resync_issued_time > last_resync_client_completed_time AS outstanding
 FROM state_msg.clients WHERE client_id = 'Y';
+
+-- A request issued as of a later time, then answered now: the completion is
+-- dated after the issue it answers, so neither monitoring query counts it
+SELECT count(*) FROM (
+	SELECT state_msg.ingest('N', s, 500, 'u', 1, now() - interval '10 days' + s * interval '1 min')
+	FROM unnest(ARRAY[1, 5]) s) AS t;
+SELECT * FROM state_msg.run_resync_check(now() + interval '3 days');
+SELECT state_msg.ingest('N', 6, 700, 'r', 2, now());
+SELECT last_resync_client_completed_time > last_resync_issued_time AS completed_after_issue
+FROM state_msg.clients WHERE client_id = 'N';
+SELECT completed_at > issued_at AS completed_after_issue
+FROM state_msg.resync_requests WHERE client_id = 'N';

@@ -61,3 +61,31 @@ SELECT next_serial_number, serial_epoch, serial_resets, missing_serials
 FROM state_msg.clients WHERE client_id = 'C2';
 SELECT topic_id, state_id, serial_number, serial_epoch
 FROM state_msg.client_state WHERE client_id = 'C2' ORDER BY topic_id;
+
+-- Two reinstalls in one statement, with a resync answer between them: two
+-- requests, the first completed, as one message at a time would give
+SELECT state_msg.ingest(c, 100, 500, 't', 1, '2026-01-01 10:00+00')
+FROM unnest('{R1,R2}'::text[]) c;
+INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time)
+VALUES ('R1', 1, 500, 't', 2, '2026-01-02 10:00+00'),
+	   ('R1', 2, 700, 'r', 2, '2026-01-02 10:01+00'),
+	   ('R1', 1, 500, 't', 3, '2026-01-03 10:00+00');
+SELECT state_msg.ingest('R2', 1, 500, 't', 2, '2026-01-02 10:00+00');
+SELECT state_msg.ingest('R2', 2, 700, 'r', 2, '2026-01-02 10:01+00');
+SELECT state_msg.ingest('R2', 1, 500, 't', 3, '2026-01-03 10:00+00');
+SELECT client_id, serial_resets, resync_requests_issued, serial_epoch,
+	   last_resync_issued_time > last_resync_client_completed_time AS outstanding
+FROM state_msg.clients WHERE client_id IN ('R1', 'R2') ORDER BY 1;
+SELECT client_id, reason, completed_at IS NOT NULL AS completed,
+	   completed_at >= issued_at AS completed_after_issue
+FROM state_msg.resync_requests WHERE client_id IN ('R1', 'R2')
+ORDER BY client_id, request_id;
+
+-- A reinstall whose clock runs ahead: the new epoch's next messages, dated
+-- before it, are still taken in order (only a gap can be stale)
+SELECT state_msg.ingest('K', 100, 500, 't', 1, '2026-01-01 10:00+00');
+SELECT state_msg.ingest('K', 1, 500, 't', 2, '2027-01-01 10:00+00');
+SELECT state_msg.ingest('K', 2, 500, 't', 3, '2026-01-02 10:00+00');
+SELECT state_msg.ingest('K', 3, 500, 't', 4, '2026-01-02 10:01+00');
+SELECT next_serial_number, serial_epoch, duplicates FROM state_msg.clients WHERE client_id = 'K';
+SELECT state_id, serial_number FROM state_msg.client_state WHERE client_id = 'K';
