@@ -83,7 +83,6 @@ struct MessageBatch
 	TimestampTz now;
 	int64		rows;
 	int64		rejected;
-	int64		verdicts[VERDICT_COUNT];
 	Verdict		last_verdict;
 	/* the chunk being gathered */
 	StateMessage *messages;		/* in context, grown as needed */
@@ -167,7 +166,6 @@ quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 				 errhint("Set state_msg.on_bad_message to \"quarantine\" to set bad rows aside and process the rest.")));
 
 	batch->rejected++;
-	batch->verdicts[VERDICT_REJECTED]++;
 	if (batch->rejected <= MAX_REJECT_WARNINGS)
 		ereport(WARNING,
 				(errcode(sqlstate),
@@ -419,7 +417,7 @@ collect_states(ClientTrack *track, Tuplestorestate *new_states,
 	for (int i = 0; i < n;)
 	{
 		int			run = topic_run(&sorted[i], n - i);
-		bool		fold_stored = !track->is_new && !reducible(&sorted[i], run);
+		bool		fold_stored = track->needs_stored && !reducible(&sorted[i], run);
 		StateMessage *stored = fold_stored ? find_stored(track, sorted[i]) : NULL;
 		StateMessage *newest = stored;
 
@@ -445,7 +443,6 @@ track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 		StateMessage *msg = &msgs[i];
 
 		msg->verdict = serials_apply(track, msg, batch->now);
-		batch->verdicts[msg->verdict]++;
 		batch->last_verdict = msg->verdict;
 
 		if (msg->verdict != VERDICT_DUPLICATE &&
