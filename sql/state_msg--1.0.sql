@@ -185,6 +185,21 @@ AS 'MODULE_PATHNAME', 'state_msg_min_resync_period'
 LANGUAGE C STABLE PARALLEL SAFE;
 
 /*
+ * Has client c an outstanding resync request: one issued, and no completion
+ * processed since?  (Inlined wherever it is used.)
+ */
+CREATE FUNCTION state_msg.has_open_request(c state_msg.clients)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+AS $$
+	SELECT
+	c.last_resync_issued_time IS NOT NULL
+	AND (c.last_resync_client_completed_time IS NULL
+		 OR c.last_resync_client_completed_time
+			OPERATOR(pg_catalog.<) c.last_resync_issued_time)
+$$;
+
+/*
  * Is a resync request due for client c?  An outstanding request (issued, and
  * no completion processed since) is due again once issued before
  * reissue_before; otherwise a request is due for a missing range detected
@@ -198,10 +213,7 @@ RETURNS boolean
 LANGUAGE sql STABLE
 AS $$
 	SELECT CASE
-		WHEN c.last_resync_issued_time IS NOT NULL
-			 AND (c.last_resync_client_completed_time IS NULL
-				  OR c.last_resync_client_completed_time
-					 OPERATOR(pg_catalog.<) c.last_resync_issued_time)
+		WHEN state_msg.has_open_request(c)
 		THEN c.last_resync_issued_time OPERATOR(pg_catalog.<=) reissue_before
 		ELSE EXISTS (SELECT FROM state_msg.missing_ranges m
 					 WHERE m.client_id OPERATOR(pg_catalog.=) c.client_id
@@ -252,11 +264,7 @@ BEGIN
 			   GREATEST(as_of, c.last_resync_client_completed_time
 							   OPERATOR(pg_catalog.+) interval '1 microsecond')
 			   AS issued_at,
-			   c.last_resync_issued_time IS NOT NULL
-			   AND (c.last_resync_client_completed_time IS NULL
-					OR c.last_resync_client_completed_time
-					   OPERATOR(pg_catalog.<) c.last_resync_issued_time)
-			   AS outstanding
+			   state_msg.has_open_request(c) AS outstanding
 		FROM state_msg.clients c
 		WHERE c.client_id OPERATOR(pg_catalog.=) ANY (locked)
 		  AND state_msg.resync_due(c, reissue_before, missing_before)
@@ -341,12 +349,11 @@ SELECT count(*) FILTER (WHERE last_resync_issued_time > last_resync_client_compl
 	   count(*) FILTER (WHERE last_resync_issued_time IS NOT NULL
 						  AND last_resync_client_completed_time IS NULL)
 		   AS never_completed,
-	   count(*) FILTER (WHERE last_resync_issued_time
-							  <= pg_catalog.now() - state_msg.min_resync_period()
-						  AND (last_resync_client_completed_time IS NULL
-							   OR last_resync_client_completed_time < last_resync_issued_time))
+	   count(*) FILTER (WHERE state_msg.has_open_request(c)
+						  AND last_resync_issued_time
+							  <= pg_catalog.now() - state_msg.min_resync_period())
 		   AS due_for_reissue
-FROM state_msg.clients;
+FROM state_msg.clients c;
 
 -- The clients whose request the next check cycle will reissue.
 CREATE VIEW state_msg.resync_reissue_due AS
@@ -354,10 +361,9 @@ SELECT client_id,
 	   last_resync_issued_time,
 	   last_resync_client_completed_time,
 	   pg_catalog.now() - last_resync_issued_time AS waited
-FROM state_msg.clients
-WHERE last_resync_issued_time <= pg_catalog.now() - state_msg.min_resync_period()
-  AND (last_resync_client_completed_time IS NULL
-	   OR last_resync_client_completed_time < last_resync_issued_time);
+FROM state_msg.clients c
+WHERE state_msg.has_open_request(c)
+  AND last_resync_issued_time <= pg_catalog.now() - state_msg.min_resync_period();
 
 -- Privileges: nothing for PUBLIC; writers insert, readers read.
 REVOKE ALL ON ALL TABLES IN SCHEMA state_msg FROM PUBLIC;
@@ -366,6 +372,8 @@ GRANT USAGE ON SCHEMA state_msg TO state_msg_writer, state_msg_reader;
 GRANT INSERT ON state_msg.inbox TO state_msg_writer;
 GRANT EXECUTE ON FUNCTION state_msg.ingest(text, bigint, integer, text, integer,
 	timestamptz, integer, integer, text[], text) TO state_msg_writer;
+GRANT EXECUTE ON FUNCTION state_msg.has_open_request(state_msg.clients)
+	TO state_msg_reader;
 GRANT EXECUTE ON FUNCTION state_msg.normalize_client_id(text),
 	state_msg.min_missing_message_age(), state_msg.min_resync_period()
 	TO state_msg_writer, state_msg_reader;
