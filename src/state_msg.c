@@ -1,13 +1,19 @@
 /*-------------------------------------------------------------------------
  *
  * state_msg.c
- *	  Module entry point and settings of the state message engine.
+ *	  Module entry point, settings and the engine clock.
+ *
+ * Durations are real-valued settings in minutes, so that a value in any
+ * unit ('30s', '2d', '1.5h') is kept exactly (to the microsecond) and a bare
+ * number keeps meaning minutes, as in 1.0.  Settings that steer code running
+ * with the extension owner's rights (the resync policy, the clock) are
+ * PGC_SUSET; a superuser may delegate them with GRANT SET ON PARAMETER.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <limits.h>
+#include <math.h>
 
 #include "fmgr.h"
 #include "utils/guc.h"
@@ -17,11 +23,17 @@
 
 PG_MODULE_MAGIC;
 
-/* Settings, in minutes where they are durations */
-int			sm_min_missing_message_age = 2 * 24 * 60;
-int			sm_min_resync_period = 72 * 60;
+/* No duration setting may exceed a century: later arithmetic stays in range */
+#define MAX_DURATION_MINUTES (100.0 * 365.25 * 24 * 60)
+
+/* Settings; durations in minutes */
+double		sm_min_missing_message_age = 2 * 24 * 60;
+double		sm_min_resync_period = 72 * 60;
+double		sm_clock_offset = 0;
+double		sm_max_clock_skew = 60;
 int			sm_on_bad_message = BAD_MESSAGE_QUARANTINE;
 int			sm_batch_chunk_size = 32768;
+int			sm_batch_chunk_memory = 64 * 1024;	/* kB */
 
 static const struct config_enum_entry bad_message_options[] = {
 	{"quarantine", BAD_MESSAGE_QUARANTINE, false},
@@ -31,25 +43,39 @@ static const struct config_enum_entry bad_message_options[] = {
 
 void		_PG_init(void);
 
+/* Define a duration setting in minutes, PGC_SUSET */
+static void
+define_duration(const char *name, const char *short_desc, const char *long_desc,
+				double *var, double boot, double min)
+{
+	DefineCustomRealVariable(name, short_desc, long_desc, var, boot,
+							 min, MAX_DURATION_MINUTES,
+							 PGC_SUSET, GUC_UNIT_MIN, NULL, NULL, NULL);
+}
+
 /* Define the settings; nothing else needs loading at start-up yet */
 void
 _PG_init(void)
 {
-	DefineCustomIntVariable("state_msg.min_missing_message_age",
-							"How old a missing serial range must be before the resync check requests a resync.",
-							"ConfigMgr's Min Missing Message Age.",
-							&sm_min_missing_message_age,
-							2 * 24 * 60, 0, INT_MAX,
-							PGC_USERSET, GUC_UNIT_MIN,
-							NULL, NULL, NULL);
+	define_duration("state_msg.min_missing_message_age",
+					"How old a missing serial range must be before the resync check requests a resync.",
+					"ConfigMgr's Min Missing Message Age.",
+					&sm_min_missing_message_age, 2 * 24 * 60, 0);
 
-	DefineCustomIntVariable("state_msg.min_resync_period",
-							"How long a resync request may wait for its completion before it is issued again.",
-							"ConfigMgr's Min Resync Period.",
-							&sm_min_resync_period,
-							72 * 60, 1, INT_MAX,
-							PGC_USERSET, GUC_UNIT_MIN,
-							NULL, NULL, NULL);
+	define_duration("state_msg.min_resync_period",
+					"How long a resync request may wait for its completion before it is issued again.",
+					"ConfigMgr's Min Resync Period.",
+					&sm_min_resync_period, 72 * 60, 0);
+
+	define_duration("state_msg.clock_offset",
+					"Added to the server's clock to give the engine clock.",
+					"Every time the engine records comes from the engine clock; tests and simulations move it to let days pass.",
+					&sm_clock_offset, 0, -MAX_DURATION_MINUTES);
+
+	define_duration("state_msg.max_clock_skew",
+					"How far ahead of the engine clock a client's message time may run before it is taken as the engine clock's time.",
+					"Bounds what one client clock that runs ahead can do to the ordering and reset decisions.",
+					&sm_max_clock_skew, 60, 0);
 
 	DefineCustomEnumVariable("state_msg.on_bad_message",
 							 "What to do with a message that fails validation.",
@@ -67,16 +93,42 @@ _PG_init(void)
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("state_msg.batch_chunk_memory",
+							"Memory a batch's chunk of messages may use.",
+							"A chunk also ends at the first client boundary past this size.",
+							&sm_batch_chunk_memory,
+							64 * 1024, 1024, 1024 * 1024,
+							PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("state_msg");
 }
 
-/* A setting in minutes as an interval, for SQL that compares times */
+/* A duration setting in microseconds */
+int64
+sm_duration_usecs(double minutes)
+{
+	return (int64) rint(minutes * USECS_PER_MINUTE);
+}
+
+/*
+ * The engine clock: the server's clock plus state_msg.clock_offset.  Every
+ * time the engine records (missing-range detection, processing, resync
+ * issue and completion) comes from here.
+ */
+TimestampTz
+sm_engine_now(void)
+{
+	return GetCurrentTimestamp() + sm_duration_usecs(sm_clock_offset);
+}
+
+/* A duration setting as an interval, for SQL that compares times */
 static Datum
-minutes_interval(int minutes)
+duration_interval(double minutes)
 {
 	Interval   *result = palloc0(sizeof(Interval));
 
-	result->time = (int64) minutes * USECS_PER_MINUTE;
+	result->time = sm_duration_usecs(minutes);
 	PG_RETURN_INTERVAL_P(result);
 }
 
@@ -84,12 +136,19 @@ PG_FUNCTION_INFO_V1(state_msg_min_missing_message_age);
 Datum
 state_msg_min_missing_message_age(PG_FUNCTION_ARGS)
 {
-	return minutes_interval(sm_min_missing_message_age);
+	return duration_interval(sm_min_missing_message_age);
 }
 
 PG_FUNCTION_INFO_V1(state_msg_min_resync_period);
 Datum
 state_msg_min_resync_period(PG_FUNCTION_ARGS)
 {
-	return minutes_interval(sm_min_resync_period);
+	return duration_interval(sm_min_resync_period);
+}
+
+PG_FUNCTION_INFO_V1(state_msg_engine_now);
+Datum
+state_msg_engine_now(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TIMESTAMPTZ(sm_engine_now());
 }

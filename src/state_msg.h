@@ -132,11 +132,16 @@ typedef struct ClientTrack
 	bool		has_last_issued;
 } ClientTrack;
 
-/* state_msg.c: settings */
-extern int	sm_min_missing_message_age;
-extern int	sm_min_resync_period;
+/* state_msg.c: settings and the engine clock */
+extern double sm_min_missing_message_age;
+extern double sm_min_resync_period;
+extern double sm_clock_offset;
+extern double sm_max_clock_skew;
 extern int	sm_on_bad_message;
 extern int	sm_batch_chunk_size;
+extern int	sm_batch_chunk_memory;
+extern int64 sm_duration_usecs(double minutes);
+extern TimestampTz sm_engine_now(void);
 
 /* message.c: validation and normalization */
 extern char *normalize_client_id(const char *raw);

@@ -26,6 +26,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# One build and test run at a time on this machine: they share the installed
+# extension.  (A no-op in CI, which runs once.)
+exec 9>/tmp/state_msg.install.lock
+flock 9
+
 WORK=$(mktemp -d /tmp/state_msg.XXXXXX)
 tar --exclude=.git -C "$ROOT" -cf - . | tar -C "$WORK" -xf -
 chown -R postgres: "$WORK"
