@@ -143,6 +143,19 @@ extern int	sm_batch_chunk_memory;
 extern int64 sm_duration_usecs(double minutes);
 extern TimestampTz sm_engine_now(void);
 
+/*
+ * The time of a resync event (an issue or a completion) that follows
+ * another event at "after" (if any): the engine clock's "now", but never at
+ * or before "after", since the monitoring queries compare issue and
+ * completion times.  The one home of that rule, in C and (through
+ * state_msg.resync_event_time()) in SQL.
+ */
+static inline TimestampTz
+sm_resync_event_time(TimestampTz now, bool has_after, TimestampTz after)
+{
+	return (has_after && after >= now) ? after + 1 : now;
+}
+
 /* message.c: validation and normalization */
 extern char *normalize_client_id(const char *raw);
 extern bool message_check(Datum *values, bool *isnull, int64 row_number,
