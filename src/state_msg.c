@@ -122,6 +122,21 @@ sm_engine_now(void)
 	return GetCurrentTimestamp() + sm_duration_usecs(sm_clock_offset);
 }
 
+/*
+ * A message's effective time: its own, unless it runs more than
+ * state_msg.max_clock_skew ahead of the engine clock at its processing,
+ * when it is taken as that clock's time.  Ordering and reset decisions use
+ * it, so no single message's clock can make a client's later messages look
+ * old.  (processed_at is near the engine clock, so nothing overflows.)
+ */
+TimestampTz
+sm_effective_time(TimestampTz message_time, TimestampTz processed_at)
+{
+	if (message_time > processed_at + sm_duration_usecs(sm_max_clock_skew))
+		return processed_at;
+	return message_time;
+}
+
 /* A duration setting as an interval, for SQL that compares times */
 static Datum
 duration_interval(double minutes)
