@@ -349,6 +349,8 @@ flush_chunk(MessageBatch *batch)
 		}
 	}
 	starts[ntracks] = nmsgs;
+	elog(DEBUG2, "state_msg: chunk of %d messages from %d clients",
+		 nmsgs, ntracks);
 
 	store_load_clients(tracks, ntracks);
 
