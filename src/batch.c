@@ -386,12 +386,16 @@ flush_chunk(MessageBatch *batch)
 	MemoryContextReset(batch->chunk_context);
 }
 
-/* Bytes the chunk being gathered holds */
+/*
+ * Bytes the chunk being gathered holds: its messages' fields and their
+ * entries in the message array (whose spare capacity is not counted, or
+ * one large chunk would make every later one look full).
+ */
 static Size
 chunk_bytes(MessageBatch *batch)
 {
 	return MemoryContextMemAllocated(batch->chunk_context, true) +
-		(Size) batch->maxmessages * sizeof(StateMessage);
+		(Size) batch->nmessages * sizeof(StateMessage);
 }
 
 /*
