@@ -101,17 +101,21 @@ struct MessageBatch
 MessageBatch *
 batch_begin(void)
 {
-	MemoryContext context = AllocSetContextCreate(CurrentMemoryContext,
-												  "state_msg batch",
-												  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(context);
-	MessageBatch *batch = palloc0(sizeof(MessageBatch));
-	TupleDesc	desc = CreateTemplateTupleDesc(WORK_NATTS);
+	MemoryContext context;
+	MemoryContext old;
+	MessageBatch *batch;
+	TupleDesc	desc;
 	AttrNumber	sort_columns[] = {WORK_CLIENT_ID + 1, WORK_ROW_NUMBER + 1};
 	Oid			sort_operators[] = {TextLessOperator, Int8LessOperator};
 	Oid			sort_collations[] = {C_COLLATION_OID, InvalidOid};
 	bool		nulls_first[] = {false, false};
 
+	sm_require_current_release();
+	context = AllocSetContextCreate(CurrentMemoryContext, "state_msg batch",
+									ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(context);
+	batch = palloc0(sizeof(MessageBatch));
+	desc = CreateTemplateTupleDesc(WORK_NATTS);
 	batch->context = context;
 	batch->row_context = AllocSetContextCreate(context, "state_msg row",
 											   ALLOCSET_DEFAULT_SIZES);

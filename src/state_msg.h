@@ -13,6 +13,9 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+/* The release of the SQL objects this library works with */
+#define SM_RELEASE "1.1"
+
 /*
  * Limits on what a message may carry (more is rejected).  Ids are limited in
  * bytes, so that client_state's primary key entries always fit an index
@@ -169,6 +172,7 @@ extern int	sm_batch_chunk_size;
 extern int	sm_batch_chunk_memory;
 extern int64 sm_duration_usecs(double minutes);
 extern TimestampTz sm_engine_now(void);
+extern void sm_require_current_release(void);
 extern TimestampTz sm_effective_time(TimestampTz message_time,
 									 TimestampTz processed_at);
 
