@@ -8,7 +8,7 @@
 # Run as root on Debian 12 (setup.sh installs and builds).  Prints one table
 # of messages/second and the ratios; exits non-zero if a correctness check or
 # the memory bound fails.  Environment: BASELINE_SQL (the PL/pgSQL peer's
-# script), BENCH_PORT (5497), BENCH_REPEAT (runs per variant, 5).
+# script, test/bench/plpgsql_peer.sql by default), BENCH_PORT (5497), BENCH_REPEAT (runs per variant, 5).
 set -euo pipefail
 
 mode=all
@@ -24,7 +24,7 @@ source "$(dirname "$0")/../setup.sh"
 # What was built: the checkout may move on while the benchmark runs
 BUILT=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 
-BASELINE_SQL=${BASELINE_SQL:-$ROOT/../shared/bench/plpgsql_baseline.sql}
+BASELINE_SQL=${BASELINE_SQL:-$ROOT/test/bench/plpgsql_peer.sql}
 PORT=${BENCH_PORT:-5497}
 NCLIENTS=10000				# the stream: 10,000 clients x 100 messages
 NSERIALS=100
@@ -495,14 +495,14 @@ variant c "state_msg (c) 4 concurrent sessions, a quarter of clients each" "$ROW
 # The baseline's script drops and recreates its schema: fresh state each run
 check_baseline() {
 	local bad
-	bad=$(psql -At -c "SELECT 'plpgsql_baseline: ' || count(*) || ' clients, '
-		|| sum(next_serial - 1) || ' serials' FROM plpgsql_baseline.client_stats
+	bad=$(psql -At -c "SELECT 'plpgsql_peer: ' || count(*) || ' clients, '
+		|| sum(next_serial - 1) || ' serials' FROM plpgsql_peer.clients
 		HAVING count(*) <> $PREFIX_CLIENTS OR sum(next_serial - 1) <> $PREFIX_ROWS")
 	assert_empty "PL/pgSQL baseline state" "$bad"
 }
 variant plpgsql "PL/pgSQL baseline, first $PREFIX_CLIENTS clients only" "$PREFIX_ROWS" \
 	'psql -f - <"$BASELINE_SQL" >/dev/null; psql -c "CHECKPOINT"' \
-	'psql -c "INSERT INTO plpgsql_baseline.inbox ($COLS) SELECT $COLS FROM bench.stream
+	'psql -c "INSERT INTO plpgsql_peer.inbox ($COLS) SELECT $COLS FROM bench.stream
 		WHERE client_no <= $PREFIX_CLIENTS ORDER BY seq"' \
 	check_baseline
 
