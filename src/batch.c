@@ -87,8 +87,8 @@ struct MessageBatch
 	TupleTableSlot *put_slot;
 	TupleTableSlot *get_slot;
 	Tuplesortstate *sort;
-	int64		rows;
-	int64		rejected;
+	int64		rows;			/* messages and rejected rows added */
+	int64		counts[VERDICT_COUNT];	/* of each verdict, so far */
 	Verdict		last_verdict;
 	/* the chunk being gathered */
 	StateMessage *messages;		/* in context, grown as needed */
@@ -174,8 +174,8 @@ quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 				 errdetail("Row %lld of the statement.", (long long) batch->rows),
 				 errhint("Set state_msg.on_bad_message to \"quarantine\" to set bad rows aside and process the rest.")));
 
-	batch->rejected++;
-	if (batch->rejected <= MAX_REJECT_WARNINGS)
+	batch->counts[VERDICT_REJECTED]++;
+	if (batch->counts[VERDICT_REJECTED] <= MAX_REJECT_WARNINGS)
 		ereport(WARNING,
 				(errcode(sqlstate),
 				 errmsg("state message rejected: %s", reason),
@@ -183,6 +183,49 @@ quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 						   (long long) batch->rows)));
 
 	store_rejected(values, isnull, batch->rows, sqlstate, reason);
+}
+
+/* Queue a validated message for batch_finish(), in the sort by client */
+static void
+put_message(MessageBatch *batch, const StateMessage *msg)
+{
+	TupleTableSlot *slot = batch->put_slot;
+
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, false, WORK_NATTS * sizeof(bool));
+	slot->tts_values[WORK_CLIENT_ID] = CStringGetTextDatum(msg->client_id);
+	slot->tts_values[WORK_ROW_NUMBER] = Int64GetDatum(msg->row_number);
+	slot->tts_values[WORK_SERIAL_NUMBER] = Int64GetDatum(msg->serial_number);
+	slot->tts_isnull[WORK_SERIAL_NUMBER] = !msg->has_serial;
+	slot->tts_values[WORK_TOPIC_TYPE] = Int32GetDatum(msg->topic_type);
+	slot->tts_values[WORK_TOPIC_ID] = CStringGetTextDatum(msg->topic_id);
+	slot->tts_values[WORK_TOPIC_ID_TYPE] = Int32GetDatum(msg->topic_id_type);
+	slot->tts_values[WORK_STATE_ID] = Int32GetDatum(msg->state_id);
+	slot->tts_values[WORK_CRITICALITY] = Int32GetDatum(msg->criticality);
+	slot->tts_values[WORK_MESSAGE_TIME] = TimestampTzGetDatum(msg->message_time);
+	slot->tts_values[WORK_USER_PARAMS] = msg->user_params;
+	slot->tts_isnull[WORK_USER_PARAMS] = (msg->user_params == (Datum) 0);
+	slot->tts_values[WORK_SOURCE] = CStringGetTextDatum(msg->source);
+	ExecStoreVirtualTuple(slot);
+	tuplesort_puttupleslot(batch->sort, slot);
+}
+
+/*
+ * Add one validated message (client id normalized, as message_check()
+ * leaves it) to the batch: the entry point for sources that are not inbox
+ * rows.  It is numbered after everything added before it.
+ */
+void
+batch_add_message(MessageBatch *batch, const StateMessage *msg)
+{
+	MemoryContext old = MemoryContextSwitchTo(batch->row_context);
+	StateMessage numbered = *msg;
+
+	CHECK_FOR_INTERRUPTS();
+	MemoryContextReset(batch->row_context);
+	numbered.row_number = ++batch->rows;
+	put_message(batch, &numbered);
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -193,43 +236,25 @@ bool
 batch_add(MessageBatch *batch, Datum *values, bool *isnull)
 {
 	MemoryContext old = MemoryContextSwitchTo(batch->row_context);
-	TupleTableSlot *slot = batch->put_slot;
 	StateMessage msg;
 	int			sqlstate;
 	char	   *reason;
+	bool		ok;
 
 	CHECK_FOR_INTERRUPTS();
 	MemoryContextReset(batch->row_context);
 	batch->rows++;
 
-	if (!message_check(values, isnull, batch->rows, &msg, &sqlstate, &reason))
+	ok = message_check(values, isnull, batch->rows, &msg, &sqlstate, &reason);
+	if (ok)
+		put_message(batch, &msg);
+	else
 	{
 		quarantine(batch, values, isnull, sqlstate, reason);
-		MemoryContextSwitchTo(old);
 		batch->last_verdict = VERDICT_REJECTED;
-		return false;
 	}
-
-	ExecClearTuple(slot);
-	memset(slot->tts_isnull, false, WORK_NATTS * sizeof(bool));
-	slot->tts_values[WORK_CLIENT_ID] = CStringGetTextDatum(msg.client_id);
-	slot->tts_values[WORK_ROW_NUMBER] = Int64GetDatum(msg.row_number);
-	slot->tts_values[WORK_SERIAL_NUMBER] = Int64GetDatum(msg.serial_number);
-	slot->tts_isnull[WORK_SERIAL_NUMBER] = !msg.has_serial;
-	slot->tts_values[WORK_TOPIC_TYPE] = Int32GetDatum(msg.topic_type);
-	slot->tts_values[WORK_TOPIC_ID] = CStringGetTextDatum(msg.topic_id);
-	slot->tts_values[WORK_TOPIC_ID_TYPE] = Int32GetDatum(msg.topic_id_type);
-	slot->tts_values[WORK_STATE_ID] = Int32GetDatum(msg.state_id);
-	slot->tts_values[WORK_CRITICALITY] = Int32GetDatum(msg.criticality);
-	slot->tts_values[WORK_MESSAGE_TIME] = TimestampTzGetDatum(msg.message_time);
-	slot->tts_values[WORK_USER_PARAMS] = msg.user_params;
-	slot->tts_isnull[WORK_USER_PARAMS] = (msg.user_params == (Datum) 0);
-	slot->tts_values[WORK_SOURCE] = CStringGetTextDatum(msg.source);
-	ExecStoreVirtualTuple(slot);
-	tuplesort_puttupleslot(batch->sort, slot);
-
 	MemoryContextSwitchTo(old);
-	return true;
+	return ok;
 }
 
 /* Is the sorted work row in slot from client_id? */
@@ -309,6 +334,7 @@ track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 
 		msg->verdict = serials_apply(track, msg, now, i <= answer_end);
 		batch->last_verdict = msg->verdict;
+		batch->counts[msg->verdict]++;
 
 		if (msg->verdict == VERDICT_SERIAL_RESET)
 			resync_reset_issued(track, now);
@@ -403,11 +429,12 @@ chunk_bytes(MessageBatch *batch)
 }
 
 /*
- * Process every message added, close the batch and return the verdict of
- * the last message (of the only one, for ingest()).
+ * Process every message added and close the batch.  Returns the verdict of
+ * the last message (of the only one, for ingest()) and, if counts is not
+ * NULL, fills counts[VERDICT_COUNT] with the number of each verdict.
  */
 Verdict
-batch_finish(MessageBatch *batch)
+batch_finish(MessageBatch *batch, int64 *counts)
 {
 	MemoryContext old;
 	Verdict		verdict;
@@ -454,17 +481,19 @@ batch_finish(MessageBatch *batch)
 	ExecDropSingleTupleTableSlot(batch->put_slot);
 	ExecDropSingleTupleTableSlot(batch->get_slot);
 
-	if (batch->rejected > MAX_REJECT_WARNINGS)
+	if (batch->counts[VERDICT_REJECTED] > MAX_REJECT_WARNINGS)
 		ereport(WARNING,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("%lld more state messages were rejected",
-						(long long) (batch->rejected - MAX_REJECT_WARNINGS)),
+						(long long) (batch->counts[VERDICT_REJECTED] - MAX_REJECT_WARNINGS)),
 				 errdetail("All %lld rejected rows were stored in state_msg.rejected_messages.",
-						   (long long) batch->rejected)));
+						   (long long) batch->counts[VERDICT_REJECTED])));
 
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 	verdict = batch->last_verdict;
+	if (counts != NULL)
+		memcpy(counts, batch->counts, sizeof(batch->counts));
 	MemoryContextDelete(batch->context);
 	return verdict;
 }

@@ -228,7 +228,8 @@ extern void current_state_collect(ClientTrack *track,
 typedef struct MessageBatch MessageBatch;
 extern MessageBatch *batch_begin(void);
 extern bool batch_add(MessageBatch *batch, Datum *values, bool *isnull);
-extern Verdict batch_finish(MessageBatch *batch);
+extern void batch_add_message(MessageBatch *batch, const StateMessage *msg);
+extern Verdict batch_finish(MessageBatch *batch, int64 *counts);
 
 /* store.c: the engine's tables */
 extern void store_load_clients(ClientTrack *tracks, int ntracks);
