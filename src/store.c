@@ -56,6 +56,7 @@ typedef enum ClientColumn
 } ClientColumn;
 
 /* Statements kept across calls for the life of the backend */
+static SPIPlanPtr create_clients_plan;
 static SPIPlanPtr lock_clients_plan;
 static SPIPlanPtr load_ranges_plan;
 static SPIPlanPtr update_clients_plan;
@@ -70,16 +71,22 @@ static SPIPlanPtr insert_reset_requests_plan;
 static SPIPlanPtr reject_plan;
 
 /*
- * Lock the clients, creating new ones, in one pass in input (client_id)
- * order, and read them.  The no-op update is what makes ON CONFLICT return
- * an existing row; the conflict check probes the primary key whatever the
- * table's statistics, so the lookup never degrades to a scan.
+ * Lock the chunk's clients, in client_id order, without writing a row
+ * version: first create the new ones (a row this transaction inserted is
+ * locked by it; a concurrent creator of the same client waits for it, as it
+ * would for the row lock), then lock and read all of them with FOR UPDATE,
+ * in order.  The one row version a client gets per batch is the update that
+ * writes it back.  The ids come sorted in the "C" order the key uses.
  */
-static const char *lock_clients_sql =
-"INSERT INTO state_msg.clients AS c (client_id)"
+static const char *create_clients_sql =
+"INSERT INTO state_msg.clients (client_id)"
 " SELECT id FROM pg_catalog.unnest($1::pg_catalog.text[]) AS id"
-" ON CONFLICT (client_id) DO UPDATE SET client_id = excluded.client_id"
-" RETURNING " CLIENT_COLUMNS;
+" ON CONFLICT (client_id) DO NOTHING";
+
+static const char *lock_clients_sql =
+"SELECT " CLIENT_COLUMNS " FROM state_msg.clients"
+" WHERE client_id = ANY ($1::pg_catalog.text[])"
+" ORDER BY client_id FOR UPDATE";
 
 static const char *load_ranges_sql =
 "SELECT client_id, first_serial, last_serial, detected_at"
@@ -185,14 +192,15 @@ static const char *reject_sql =
  * Prepare sql once per backend and keep the plan.  Statements get a generic
  * plan (they are simple, and planning one for every call of a batch-sized
  * array parameter would cost more than it saves), except reads of tables
- * that may grow by orders of magnitude in a session: load_states_sql and
- * load_ranges_sql are planned for each call, against the tables' current
- * size.
+ * that may grow by orders of magnitude in a session: lock_clients_sql,
+ * load_states_sql and load_ranges_sql are planned for each call, against
+ * the tables' current size.
  */
 static SPIPlanPtr
 keep_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 {
-	int			options = (sql == load_states_sql || sql == load_ranges_sql) ?
+	int			options = (sql == load_states_sql || sql == load_ranges_sql ||
+						   sql == lock_clients_sql) ?
 		CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN;
 
 	if (*plan == NULL)
@@ -383,8 +391,10 @@ store_load_clients(ClientTrack *tracks, int ntracks)
 		ids[i] = tracks[i].client_id;
 	arg = text_array(ids, ntracks);
 
+	run_plan(&create_clients_plan, create_clients_sql, 1, argtypes, &arg, NULL,
+			 SPI_OK_INSERT);
 	run_plan(&lock_clients_plan, lock_clients_sql, 1, argtypes, &arg, NULL,
-			 SPI_OK_INSERT_RETURNING);
+			 SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 		read_client(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
 					tracks, ntracks);
