@@ -485,7 +485,7 @@ flush_chunk(MessageBatch *batch)
 	}
 	starts[ntracks] = nmsgs;
 
-	store_load_clients(tracks, ntracks);
+	store_load_clients(tracks, ntracks, msgs, starts);
 
 	/*
 	 * A resync completion is stamped with the clock once the clients are

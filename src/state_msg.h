@@ -91,6 +91,8 @@ typedef struct MissingRange
 	int64		first_serial;
 	int64		last_serial;
 	TimestampTz detected_at;
+	bool		stored;			/* state_msg.missing_ranges holds it as is, in
+								 * the row (client_id, first_serial) */
 } MissingRange;
 
 /*
@@ -108,10 +110,23 @@ typedef struct ClientTrack
 	bool		has_epoch_started;
 	TimestampTz last_message_time;	/* newest serialized message time */
 	bool		has_last_message_time;
-	MissingRange *ranges;		/* sorted, disjoint */
+
+	/*
+	 * Missing ranges, sorted and disjoint: not all of the client's, only
+	 * those the chunk's serials can meet (see serials_to_probe()) and those
+	 * the chunk creates.  Changes are written back as deletes of stored rows
+	 * and inserts of the ranges not stored.
+	 */
+	MissingRange *ranges;
 	int			nranges;
 	int			maxranges;
-	bool		ranges_changed;
+	bool		ranges_changed; /* there is something to delete or insert */
+	bool		drop_stored;	/* delete all the client's stored ranges */
+	int64		drop_below;		/* delete the stored ranges that begin below
+								 * this serial (none if 0) */
+	int64	   *dropped;		/* first_serial of each stored row to delete */
+	int			ndropped;
+	int			maxdropped;
 	StateMessage **by_topic;	/* processed messages by topic, then arrival */
 	int			nby_topic;
 	bool		needs_stored;	/* a topic's new state depends on the stored */
@@ -169,6 +184,9 @@ extern void serials_choose_baseline(ClientTrack *track, StateMessage *msgs,
 extern Verdict serials_apply(ClientTrack *track, StateMessage *msg,
 							 TimestampTz now);
 extern void serials_forget_below(ClientTrack *track, int64 serial);
+extern void serials_drop_all_ranges(ClientTrack *track);
+extern int	serials_to_probe(ClientTrack *track, StateMessage *msgs, int nmsgs,
+							 int64 *serials);
 
 /* batch.c: the one processing path behind every entry point */
 typedef struct MessageBatch MessageBatch;
@@ -177,7 +195,8 @@ extern bool batch_add(MessageBatch *batch, Datum *values, bool *isnull);
 extern Verdict batch_finish(MessageBatch *batch);
 
 /* store.c: the engine's tables */
-extern void store_load_clients(ClientTrack *tracks, int ntracks);
+extern void store_load_clients(ClientTrack *tracks, int ntracks,
+							   StateMessage *msgs, int *starts);
 extern void store_load_states(ClientTrack *tracks, int ntracks);
 extern int	compare_topics(const StateMessage *a, const StateMessage *b);
 extern void store_save_clients(ClientTrack *tracks, int ntracks,
