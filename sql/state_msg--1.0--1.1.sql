@@ -83,3 +83,39 @@ ALTER TABLE state_msg.clients SET (fillfactor = 70,
 ALTER TABLE state_msg.client_state SET (fillfactor = 80,
 	autovacuum_vacuum_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.05);
 ALTER TABLE state_msg.missing_ranges SET (autovacuum_vacuum_scale_factor = 0.05);
+
+-- ---------------------------------------------------------------------
+-- Forgetting clients: a client's rows go together
+-- ---------------------------------------------------------------------
+
+/*
+ * Deleting clients rows (by state_msg.forget_clients() or by hand) deletes
+ * the rest of what the engine keeps of those clients: a client the engine
+ * meets again after that starts afresh, as a new one.  A statement trigger:
+ * one set-based delete per statement, and nothing at all on the insert and
+ * update paths.  (TRUNCATE fires no delete trigger: truncate the tables
+ * together.)
+ */
+CREATE FUNCTION state_msg.forget_client_rows()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM state_msg.client_state s USING forgotten f
+	WHERE s.client_id OPERATOR(pg_catalog.=) f.client_id;
+	DELETE FROM state_msg.missing_ranges m USING forgotten f
+	WHERE m.client_id OPERATOR(pg_catalog.=) f.client_id;
+	DELETE FROM state_msg.resync_requests r USING forgotten f
+	WHERE r.client_id OPERATOR(pg_catalog.=) f.client_id;
+	RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION state_msg.forget_client_rows() FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.forget_client_rows() IS
+	'Trigger: deleting clients rows deletes the rest of those clients'' rows (internal)';
+
+CREATE TRIGGER forget_client_rows
+	AFTER DELETE ON state_msg.clients
+	REFERENCING OLD TABLE AS forgotten
+	FOR EACH STATEMENT EXECUTE FUNCTION state_msg.forget_client_rows();
