@@ -87,7 +87,7 @@ COMMENT ON COLUMN state_msg.clients.next_serial_number IS
 COMMENT ON COLUMN state_msg.clients.serial_epoch IS
 	'The client''s serial epoch: 0, then one more at each serial reset; current state compares (epoch, serial)';
 COMMENT ON COLUMN state_msg.clients.serial_epoch_started IS
-	'Effective time of the serial reset that began the current epoch (NULL in epoch 0); older messages of an old epoch are stale';
+	'Effective time of the serial reset that began the current epoch (NULL in epoch 0); messages with an earlier effective time are stale, resync answers excepted';
 COMMENT ON COLUMN state_msg.clients.last_message_time IS
 	'The newest effective time of a serialized message of the client; a serial reset needs a later one';
 COMMENT ON COLUMN state_msg.clients.last_processed_time IS
