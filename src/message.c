@@ -11,8 +11,6 @@
  */
 #include "postgres.h"
 
-#include <ctype.h>
-
 #include "access/detoast.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -72,15 +70,23 @@ is_unicode_space(pg_wchar c)
 	}
 }
 
+/* Is the database encoding UTF8, so that ids are read as Unicode? */
+static inline bool
+database_is_utf8(void)
+{
+	return GetDatabaseEncoding() == PG_UTF8;
+}
+
 /*
  * Bytes of white space at the start of s (of length len).  ASCII white
- * space always; the Unicode kind (is_unicode_space()) only when utf8, that
- * is when the database encoding is UTF8: in other encodings a byte above
- * 0x7F is never white space.
+ * space always; the Unicode kind (is_unicode_space()) only when the
+ * database encoding is UTF8: in other encodings a byte above 0x7F is never
+ * white space.
  */
 static size_t
-leading_space(const char *s, size_t len, bool utf8)
+leading_space_slow(const char *s, size_t len)
 {
+	bool		utf8 = database_is_utf8();
 	size_t		i = 0;
 
 	while (i < len)
@@ -109,13 +115,14 @@ leading_space(const char *s, size_t len, bool utf8)
 }
 
 /*
- * Bytes of white space at the end of s (of length len), as leading_space()
- * sees it.  UTF-8 is read backwards: a character starts at the first byte
- * that is not a continuation byte (10xxxxxx).
+ * Bytes of white space at the end of s (of length len), as
+ * leading_space_slow() sees it.  UTF-8 is read backwards: a character
+ * starts at the first byte that is not a continuation byte (10xxxxxx).
  */
 static size_t
-trailing_space(const char *s, size_t len, bool utf8)
+trailing_space_slow(const char *s, size_t len)
 {
+	bool		utf8 = database_is_utf8();
 	size_t		end = len;
 
 	while (end > 0)
@@ -146,24 +153,53 @@ trailing_space(const char *s, size_t len, bool utf8)
 	return len - end;
 }
 
-/* Is the database encoding UTF8, so that ids are read as Unicode? */
-static inline bool
-database_is_utf8(void)
+/*
+ * Bytes of white space at the start of s (of length len).  Most ids start
+ * with an ASCII character that is not white space: then one byte is all
+ * this looks at, as cheap as the ASCII-only rule was.
+ */
+static inline size_t
+leading_space(const char *s, size_t len)
 {
-	return GetDatabaseEncoding() == PG_UTF8;
+	unsigned char c = len > 0 ? (unsigned char) s[0] : 0;
+
+	if (len > 0 && c < 0x80 && !is_ascii_space(c))
+		return 0;
+	return leading_space_slow(s, len);
+}
+
+/* Bytes of white space at the end of s, looking at one byte if it can */
+static inline size_t
+trailing_space(const char *s, size_t len)
+{
+	unsigned char c = len > 0 ? (unsigned char) s[len - 1] : 0;
+
+	if (len > 0 && c < 0x80 && !is_ascii_space(c))
+		return 0;
+	return trailing_space_slow(s, len);
 }
 
 /*
- * Is s nothing but white space (as leading_space() defines it)?  Such an id
- * is blank: it names nothing, however many characters it has.
+ * Is s nothing but white space (as leading_space_slow() defines it)?  Such
+ * an id is blank: it names nothing, however many characters it has.
  */
 static bool
 is_blank(const char *s)
 {
 	size_t		len = strlen(s);
 
-	return leading_space(s, len, database_is_utf8()) == len;
+	return leading_space(s, len) == len;
 }
+
+/* The hex digits, ASCII only: a table, as cheap as isxdigit() and locale-free */
+static const bool hex_digit[256] = {
+	['0'] = true, ['1'] = true, ['2'] = true, ['3'] = true, ['4'] = true,
+	['5'] = true, ['6'] = true, ['7'] = true, ['8'] = true, ['9'] = true,
+	['A'] = true, ['B'] = true, ['C'] = true, ['D'] = true, ['E'] = true,
+	['F'] = true,
+	['a'] = true, ['b'] = true, ['c'] = true, ['d'] = true, ['e'] = true,
+	['f'] = true
+};
 
 /* Is s (of length len) a GUID, 8-4-4-4-12 hex digits, optionally in braces? */
 static bool
@@ -184,7 +220,7 @@ is_guid(const char *s, size_t len, size_t *start)
 			if (c != '-')
 				return false;
 		}
-		else if (!isxdigit((unsigned char) c))
+		else if (!hex_digit[(unsigned char) c])
 			return false;
 	}
 	return true;
@@ -194,15 +230,15 @@ is_guid(const char *s, size_t len, size_t *start)
  * Normalize a client id to one spelling.  Clients report themselves as
  * "GUID:xxxxxxxx-...", "GUID: xxxxxxxx-..." or a bare GUID, in either case;
  * all of these are "GUID:" followed by the upper-case GUID.  Any other id is
- * kept as given, less surrounding white space (leading_space()): relays and
- * consoles add a byte order mark, direction marks or no-break spaces that
- * must not make the same client two.  White space inside an id is kept.
- * An id that is nothing but white space, or "GUID:" alone, gives "".
+ * kept as given, less surrounding white space (leading_space_slow()):
+ * relays and consoles add a byte order mark, direction marks or no-break
+ * spaces that must not make the same client two.  White space inside an id
+ * is kept.  An id that is nothing but white space, or "GUID:" alone, gives
+ * "".
  */
 char *
 normalize_client_id(const char *raw)
 {
-	bool		utf8 = database_is_utf8();
 	const char *s = raw;
 	size_t		len = strlen(raw);
 	size_t		skip;
@@ -210,17 +246,17 @@ normalize_client_id(const char *raw)
 	bool		prefixed = false;
 	char	   *result;
 
-	skip = leading_space(s, len, utf8);
+	skip = leading_space(s, len);
 	s += skip;
 	len -= skip;
-	len -= trailing_space(s, len, utf8);
+	len -= trailing_space(s, len);
 
 	if (len >= GUID_PREFIX_LEN && pg_strncasecmp(s, GUID_PREFIX, GUID_PREFIX_LEN) == 0)
 	{
 		prefixed = true;
 		s += GUID_PREFIX_LEN;
 		len -= GUID_PREFIX_LEN;
-		skip = leading_space(s, len, utf8);
+		skip = leading_space(s, len);
 		s += skip;
 		len -= skip;
 	}
