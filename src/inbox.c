@@ -83,7 +83,7 @@ state_msg_inbox_process(PG_FUNCTION_ARGS)
 		slot_getallattrs(slot);
 		batch_add(batch, slot->tts_values, slot->tts_isnull);
 	}
-	batch_finish(batch);
+	batch_finish(batch, NULL);
 	ExecDropSingleTupleTableSlot(slot);
 
 	return PointerGetDatum(NULL);
@@ -121,7 +121,7 @@ state_msg_ingest(PG_FUNCTION_ARGS)
 
 	batch = batch_begin();
 	batch_add(batch, values, isnull);
-	verdict = batch_finish(batch);
+	verdict = batch_finish(batch, NULL);
 
 	return DirectFunctionCall2(enum_in,
 							   CStringGetDatum(verdict_names[verdict]),

@@ -9,23 +9,24 @@
  * ClientTrack in memory; batch.c reads the track from the tables and writes
  * it back.
  *
- * The rules, for a message with serial s from a client expecting next:
+ * The rules, for a message with serial s from a client expecting next,
+ * where a message's time means its effective time (sm_effective_time()):
  *	- first message of a client: it is the baseline, next = s + 1;
+ *	- after a serial reset, a message older than the reset belongs to the
+ *	  previous epoch: it is stale, a duplicate, unless it is part of a resync
+ *	  answer (the client's cache, renumbered but with its original times);
  *	- s = next: in order; next advances;
  *	- s > next: a gap, [next, s - 1] is recorded as missing, next = s + 1;
  *	- s < next inside a missing range: a late fill, the range shrinks or
  *	  splits;
- *	- s < next outside every range, with a message time later than every
- *	  serialized message of the client so far: the client restarted its
- *	  serials (a reinstall); a new epoch begins with s as its baseline;
+ *	- s < next outside every range, with a time later than every serialized
+ *	  message of the client so far: the client restarted its serials (a
+ *	  reinstall); a new epoch begins with s as its baseline;
  *	- s < next otherwise: a duplicate; counted, and nothing else changes.
  * A duplicate upload of an early message carries its original time, which
  * is never later than the newest one seen, so it cannot pass for a reset.
- * After a reset, a message that would open a gap but is older than the
- * reset belongs to the previous epoch: it arrived late and is stale, a
- * duplicate.  (Below next it is a duplicate anyway, a reset needs a time
- * later than all before, and in order or filling a gap it is taken as the
- * new epoch's, whatever a skewed clock says.)
+ * Effective times keep one clock running ahead from deciding for later
+ * messages: a time too far ahead counts as the engine clock's.
  *
  *-------------------------------------------------------------------------
  */
@@ -129,20 +130,24 @@ note_message_time(ClientTrack *track, TimestampTz t)
 
 /*
  * Decide what msg means for the client's serials, update the track, and
- * return the verdict.  now is the processing time, used for new ranges.
+ * return the verdict.  now is the engine clock, the detection time of new
+ * ranges.  resync_answer says msg is part of a resync answer, whose
+ * renumbered messages keep their original times: they are never stale.
  */
 Verdict
-serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now)
+serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now,
+			  bool resync_answer)
 {
 	int64		s = msg->serial_number;
+	TimestampTz t = msg->effective_time;
 	Verdict		verdict;
 	int			pos;
 
-	track->processed++;
+	sm_count(&track->counts.messages_processed, 1);
+	msg->serial_epoch = track->serial_epoch;
 	if (!msg->has_serial)
 	{
-		track->unserialized++;
-		msg->serial_epoch = track->serial_epoch;
+		sm_count(&track->counts.unserialized_messages, 1);
 		return VERDICT_UNSERIALIZED;
 	}
 
@@ -152,23 +157,22 @@ serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now)
 		track->next_serial = s;
 	}
 
-	if (s == track->next_serial)
+	if (track->has_epoch_started && t < track->epoch_started && !resync_answer)
+	{
+		/* Sent before the reset that began this epoch: stale */
+		sm_count(&track->counts.duplicates, 1);
+		msg->serial_epoch = track->serial_epoch - 1;
+		return VERDICT_DUPLICATE;
+	}
+	else if (s == track->next_serial)
 	{
 		verdict = VERDICT_IN_ORDER;
 		track->next_serial = s + 1;
 	}
-	else if (s > track->next_serial && track->has_epoch_started &&
-			 msg->message_time < track->epoch_started)
-	{
-		/* A late message of the epoch before a reset: stale, no gap */
-		track->duplicates++;
-		msg->serial_epoch = track->serial_epoch - 1;
-		return VERDICT_DUPLICATE;
-	}
 	else if (s > track->next_serial)
 	{
 		verdict = VERDICT_GAP;
-		track->missing += s - track->next_serial;
+		sm_count(&track->counts.missing_serials, s - track->next_serial);
 		insert_range(track, track->nranges, track->next_serial, s - 1, now);
 		track->ranges_changed = true;
 		track->next_serial = s + 1;
@@ -176,32 +180,32 @@ serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now)
 	else if ((pos = find_range(track, s)) >= 0)
 	{
 		verdict = VERDICT_LATE_FILL;
-		track->late_fills++;
+		sm_count(&track->counts.late_fills, 1);
 		fill_range(track, pos, s);
 	}
-	else if (track->has_last_message_time &&
-			 msg->message_time > track->last_message_time)
+	else if (track->has_last_message_time && t > track->last_message_time)
 	{
 		/* A reinstalled client: old ranges can never be filled now */
 		verdict = VERDICT_SERIAL_RESET;
-		track->resets++;
+		sm_count(&track->counts.serial_resets, 1);
+		if (track->serial_epoch == PG_INT64_MAX)
+			elog(ERROR, "serial epoch of client \"%s\" out of range",
+				 track->client_id);
 		track->serial_epoch++;
-		track->epoch_started = msg->message_time;
+		track->epoch_started = t;
 		track->has_epoch_started = true;
 		track->next_serial = s + 1;
 		if (track->nranges > 0)
 			track->ranges_changed = true;
 		track->nranges = 0;
-
 	}
 	else
 	{
-		track->duplicates++;
-		msg->serial_epoch = track->serial_epoch;
+		sm_count(&track->counts.duplicates, 1);
 		return VERDICT_DUPLICATE;
 	}
 
-	note_message_time(track, msg->message_time);
+	note_message_time(track, t);
 	msg->serial_epoch = track->serial_epoch;
 	return verdict;
 }
@@ -226,13 +230,13 @@ serials_choose_baseline(ClientTrack *track, StateMessage *msgs, int nmsgs)
 			continue;
 		if (track->has_baseline && msg->serial_number < track->next_serial)
 		{
-			if (msg->message_time > newest)
+			if (msg->effective_time > newest)
 				break;
 		}
 		if (!track->has_baseline || msg->serial_number < track->next_serial)
 			track->next_serial = msg->serial_number;
-		if (!track->has_baseline || msg->message_time > newest)
-			newest = msg->message_time;
+		if (!track->has_baseline || msg->effective_time > newest)
+			newest = msg->effective_time;
 		track->has_baseline = true;
 	}
 }

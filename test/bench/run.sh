@@ -4,11 +4,12 @@
 #   run.sh            every throughput variant, then the peak-memory test
 #   run.sh --quick    the throughput variants only
 #   run.sh --memory   the peak-memory test only
+#   run.sh --steady   the steady-state upload cycles only
 #
 # Run as root on Debian 12 (setup.sh installs and builds).  Prints one table
 # of messages/second and the ratios; exits non-zero if a correctness check or
 # the memory bound fails.  Environment: BASELINE_SQL (the PL/pgSQL peer's
-# script), BENCH_PORT (5497), BENCH_REPEAT (runs per variant, 5).
+# script, test/bench/plpgsql_peer.sql by default), BENCH_PORT (5497), BENCH_REPEAT (runs per variant, 5).
 set -euo pipefail
 
 mode=all
@@ -16,7 +17,8 @@ for arg in "$@"; do
 	case $arg in
 		--quick) mode=quick ;;
 		--memory) mode=memory ;;
-		*) echo "usage: $0 [--quick | --memory]" >&2; exit 2 ;;
+		--steady) mode=steady ;;
+		*) echo "usage: $0 [--quick | --memory | --steady]" >&2; exit 2 ;;
 	esac
 done
 
@@ -24,7 +26,7 @@ source "$(dirname "$0")/../setup.sh"
 # What was built: the checkout may move on while the benchmark runs
 BUILT=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 
-BASELINE_SQL=${BASELINE_SQL:-$ROOT/../shared/bench/plpgsql_baseline.sql}
+BASELINE_SQL=${BASELINE_SQL:-$ROOT/test/bench/plpgsql_peer.sql}
 PORT=${BENCH_PORT:-5497}
 NCLIENTS=10000				# the stream: 10,000 clients x 100 messages
 NSERIALS=100
@@ -410,6 +412,7 @@ CREATE TABLE bench.plain (
 VACUUM ANALYZE bench.stream, bench.stream_lossy, bench.fate;
 SQL
 COLS="client_id, serial_number, topic_type, topic_id, state_id, message_time"
+INSERT_STREAM="INSERT INTO state_msg.inbox ($COLS) SELECT $COLS FROM bench.stream"
 # The COPY file, written once and synced, so no run pays for its writeback
 psql -c "COPY (SELECT $COLS FROM bench.stream ORDER BY seq) TO '$BENCH/stream.copy'"
 sync
@@ -423,11 +426,84 @@ psql -At -F ' ' -c "SELECT 'lossy:', count(*) FILTER (WHERE fate = 'lost'), 'upl
 	count(*) FILTER (WHERE fate = 'late'), 'late,', $LOSSY_ROWS, 'rows' FROM bench.fate"
 
 # ---------------------------------------------------------------------------
+# Steady state: the same clients upload again and again, one statement per
+# upload cycle (every client's next 10 messages), on state that already
+# holds every topic.  Reports each cycle's rate, the HOT share of updates,
+# dead tuples, and table plus index sizes after the first and last cycle.
+# ---------------------------------------------------------------------------
+STEADY_CYCLES=${BENCH_STEADY_CYCLES:-12}
+steady_size() {
+	psql -At -c "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
+		WHERE c.relnamespace = 'state_msg'::regnamespace AND c.relkind = 'r'"
+}
+steady_test() {
+	local k t0 t1 secs rows size_first size_last rates=()
+	echo "== steady state: the stream once, then $STEADY_CYCLES upload cycles of every client"
+	reset_state
+	psql -c "$INSERT_STREAM ORDER BY seq" -c "VACUUM ANALYZE state_msg.clients, state_msg.client_state" \
+		-c "CHECKPOINT"
+	psql -c "SELECT pg_stat_reset_single_table_counters(c.oid) FROM pg_class c
+		WHERE c.relnamespace = 'state_msg'::regnamespace AND c.relkind = 'r'" >/dev/null
+	for ((k = 1; k <= STEADY_CYCLES; k++)); do
+		# cycle k: upload (k - 1) mod 10 of every client, serials and times
+		# moved past everything sent before
+		local round=$(((k - 1) / 10 + 1)) upload=$(((k - 1) % 10))
+		t0=$EPOCHREALTIME
+		psql -c "INSERT INTO state_msg.inbox ($COLS)
+			SELECT client_id, serial_number + $((round * NSERIALS)), topic_type, topic_id,
+				   state_id, message_time + $round * interval '2 days'
+			FROM bench.stream WHERE upload_no = $upload ORDER BY seq"
+		t1=$EPOCHREALTIME
+		rows=$(psql -At -c "SELECT count(*) FROM bench.stream WHERE upload_no = $upload")
+		secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+		rates+=("$(awk -v r="$rows" -v s="$secs" 'BEGIN { printf "%.0f", r / s }')")
+		[ "$k" -eq 1 ] && size_first=$(steady_size)
+		printf '   cycle %2d: %7d rows %7.3f s %9s msg/s\n' "$k" "$rows" "$secs" "${rates[-1]}"
+	done
+	size_last=$(steady_size)
+	# settle the statistics collector before reading its counters
+	sleep 1
+	STEADY_FIRST=${rates[0]}
+	STEADY_LATER=$(printf '%s\n' "${rates[@]:$((STEADY_CYCLES / 2))}" | sort -n |
+		awk '{ t[NR] = $1 } END { print NR % 2 ? t[(NR + 1) / 2] : int((t[NR / 2] + t[NR / 2 + 1]) / 2) }')
+	STEADY_SIZES="$size_first $size_last"
+	STEADY_STATS=$(psql -At -F ' ' -c "SELECT relname, n_tup_upd, n_tup_hot_upd,
+		round(100.0 * n_tup_hot_upd / nullif(n_tup_upd, 0), 1), n_dead_tup,
+		autovacuum_count + vacuum_count
+		FROM pg_stat_user_tables WHERE schemaname = 'state_msg' ORDER BY relname")
+	echo "   ok: $(summary)"
+}
+steady_report() {
+	local first last
+	read -r first last <<<"$STEADY_SIZES"
+	echo
+	echo "Steady state ($STEADY_CYCLES cycles of $NCLIENTS clients x 10 messages, one statement each):"
+	printf '   first cycle %s msg/s; median of the later half %s msg/s: %s%%  (target >= 85%%: %s)\n' \
+		"$STEADY_FIRST" "$STEADY_LATER" \
+		"$(awk -v a="$STEADY_LATER" -v b="$STEADY_FIRST" 'BEGIN { printf "%.1f", 100 * a / b }')" \
+		"$(met "$(awk -v a="$STEADY_LATER" -v b="$STEADY_FIRST" 'BEGIN { print 100 * a / b }')" 85)"
+	printf '   tables + indexes after the first cycle %s MB, after the last %s MB: %sx  (target <= 1.5x: %s)\n' \
+		"$((first / 1048576))" "$((last / 1048576))" \
+		"$(awk -v a="$last" -v b="$first" 'BEGIN { printf "%.2f", a / b }')" \
+		"$(awk -v a="$last" -v b="$first" 'BEGIN { print (a / b <= 1.5 ? "met" : "NOT MET") }')"
+	echo "   table           updates    HOT  HOT %  dead tuples  vacuums"
+	while read -r rel upd hot pct dead vac; do
+		printf '   %-14s %8s %7s %6s %12s %8s\n' "$rel" "$upd" "$hot" "${pct:--}" "$dead" "$vac"
+	done <<<"$STEADY_STATS"
+}
+
+if [ "$mode" = steady ]; then
+	met() { awk -v v="$1" -v t="$2" 'BEGIN { print (v >= t ? "met" : "NOT MET") }'; }
+	steady_test
+	steady_report
+	exit 0
+fi
+
+# ---------------------------------------------------------------------------
 # The runs
 # ---------------------------------------------------------------------------
 # Each run is one statement in its own psql call and transaction, so its
 # commit is timed too; each starts from fresh state after a checkpoint
-INSERT_STREAM="INSERT INTO state_msg.inbox ($COLS) SELECT $COLS FROM bench.stream"
 variant plain "plain INSERT ... SELECT (unindexed table, speed limit)" "$ROWS" \
 	'psql -c "TRUNCATE bench.plain" -c "CHECKPOINT"' \
 	'psql -c "INSERT INTO bench.plain ($COLS) SELECT $COLS FROM bench.stream ORDER BY seq"' \
@@ -495,14 +571,14 @@ variant c "state_msg (c) 4 concurrent sessions, a quarter of clients each" "$ROW
 # The baseline's script drops and recreates its schema: fresh state each run
 check_baseline() {
 	local bad
-	bad=$(psql -At -c "SELECT 'plpgsql_baseline: ' || count(*) || ' clients, '
-		|| sum(next_serial - 1) || ' serials' FROM plpgsql_baseline.client_stats
+	bad=$(psql -At -c "SELECT 'plpgsql_peer: ' || count(*) || ' clients, '
+		|| sum(next_serial - 1) || ' serials' FROM plpgsql_peer.clients
 		HAVING count(*) <> $PREFIX_CLIENTS OR sum(next_serial - 1) <> $PREFIX_ROWS")
 	assert_empty "PL/pgSQL baseline state" "$bad"
 }
 variant plpgsql "PL/pgSQL baseline, first $PREFIX_CLIENTS clients only" "$PREFIX_ROWS" \
 	'psql -f - <"$BASELINE_SQL" >/dev/null; psql -c "CHECKPOINT"' \
-	'psql -c "INSERT INTO plpgsql_baseline.inbox ($COLS) SELECT $COLS FROM bench.stream
+	'psql -c "INSERT INTO plpgsql_peer.inbox ($COLS) SELECT $COLS FROM bench.stream
 		WHERE client_no <= $PREFIX_CLIENTS ORDER BY seq"' \
 	check_baseline
 
@@ -513,6 +589,7 @@ variant a_prefix "state_msg (a) INSERT ... SELECT, first $PREFIX_CLIENTS clients
 	'check_in_order "(a) prefix" bench.stream "client_no <= $PREFIX_CLIENTS"'
 
 if [ "$mode" = all ]; then
+	steady_test
 	memory_test
 fi
 
@@ -555,5 +632,6 @@ if [ ${#WARNINGS[@]} -gt 0 ]; then
 	printf '   %s\n' "${WARNINGS[@]}"
 fi
 if [ "$mode" = all ]; then
+	steady_report
 	mem_report
 fi
