@@ -340,3 +340,123 @@ COMMENT ON COLUMN state_msg.resync_reissue_due.last_resync_client_completed_time
 	'When the client''s latest resync-complete message was processed, if ever (before the issue)';
 COMMENT ON COLUMN state_msg.resync_reissue_due.waited IS
 	'How long the request has waited, as of now';
+-- Client ids: Unicode white space (hardening items 13 and 14)
+-- ---------------------------------------------------------------------
+
+/*
+ * 1.1 strips Unicode white space and invisible format characters (a byte
+ * order mark, direction marks, no-break spaces...) from both ends of a
+ * client id, where 1.0 stripped ASCII white space only.  Ids stored by 1.0
+ * with such characters around them are renamed to their 1.1 spelling, in
+ * every table but rejected_messages (which keeps input as given), unless
+ * the new spelling is blank or another stored id has or takes it: those are
+ * left as they are and listed in state_msg.client_id_conflicts, for the
+ * operator to merge (see the README).
+ */
+
+-- The library must be the 1.1 build, or nothing would be renamed.
+DO $$
+BEGIN
+	IF pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.=) 'UTF8'
+	   AND state_msg.normalize_client_id(pg_catalog.chr(160) OPERATOR(pg_catalog.||) 'x')
+		   OPERATOR(pg_catalog.<>) 'x' THEN
+		RAISE EXCEPTION 'this session runs a state_msg library older than 1.1'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Install the 1.1 build, then run ALTER EXTENSION state_msg UPDATE in a new session.';
+	END IF;
+END
+$$;
+
+-- Every stored client id whose spelling normalize_client_id() changes, and
+-- whether it can be renamed.  Reads all four tables.
+CREATE VIEW state_msg.client_id_conflicts AS
+WITH stored AS (
+	SELECT client_id FROM state_msg.clients
+	UNION SELECT client_id FROM state_msg.client_state
+	UNION SELECT client_id FROM state_msg.missing_ranges
+	UNION SELECT client_id FROM state_msg.resync_requests
+),
+changed AS (
+	SELECT client_id, normalized_client_id
+	FROM (SELECT client_id,
+				 state_msg.normalize_client_id(client_id) AS normalized_client_id
+		  FROM stored) AS s
+	WHERE normalized_client_id OPERATOR(pg_catalog.<>) client_id
+)
+SELECT c.client_id,
+	   c.normalized_client_id,
+	   CASE
+	   WHEN c.normalized_client_id OPERATOR(pg_catalog.=) '' THEN 'blank'
+	   WHEN t.client_id IS NOT NULL
+			OR pg_catalog.count(*) OVER (PARTITION BY c.normalized_client_id)
+			   OPERATOR(pg_catalog.>) 1 THEN 'collision'
+	   ELSE 'renamable'
+	   END AS reason
+FROM changed c
+LEFT JOIN stored t ON t.client_id OPERATOR(pg_catalog.=) c.normalized_client_id;
+
+COMMENT ON VIEW state_msg.client_id_conflicts IS
+	'Stored client ids whose spelling the client id normalization changes: blank (normalizes to nothing), collision (another stored id has or takes the same spelling: merge them), renamable (state_msg.renormalize_client_ids() renames it)';
+COMMENT ON COLUMN state_msg.client_id_conflicts.client_id IS 'the id as stored';
+COMMENT ON COLUMN state_msg.client_id_conflicts.normalized_client_id IS 'state_msg.normalize_client_id() of it: the id its messages now reach';
+COMMENT ON COLUMN state_msg.client_id_conflicts.reason IS 'blank, collision or renamable';
+
+-- Rename every renamable id of client_id_conflicts in the four tables;
+-- returns how many ids were renamed.  Writers are held off meanwhile.
+CREATE FUNCTION state_msg.renormalize_client_ids()
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	renamed bigint;
+BEGIN
+	LOCK TABLE state_msg.clients, state_msg.client_state,
+		state_msg.missing_ranges, state_msg.resync_requests
+		IN SHARE ROW EXCLUSIVE MODE;
+	WITH renames AS (
+		SELECT client_id AS old_id, normalized_client_id AS new_id
+		FROM state_msg.client_id_conflicts
+		WHERE reason OPERATOR(pg_catalog.=) 'renamable'
+	),
+	c AS (
+		UPDATE state_msg.clients t SET client_id = r.new_id
+		FROM renames r WHERE t.client_id OPERATOR(pg_catalog.=) r.old_id
+	),
+	s AS (
+		UPDATE state_msg.client_state t SET client_id = r.new_id
+		FROM renames r WHERE t.client_id OPERATOR(pg_catalog.=) r.old_id
+	),
+	m AS (
+		UPDATE state_msg.missing_ranges t SET client_id = r.new_id
+		FROM renames r WHERE t.client_id OPERATOR(pg_catalog.=) r.old_id
+	),
+	q AS (
+		UPDATE state_msg.resync_requests t SET client_id = r.new_id
+		FROM renames r WHERE t.client_id OPERATOR(pg_catalog.=) r.old_id
+	)
+	SELECT pg_catalog.count(*) INTO renamed FROM renames;
+	RETURN renamed;
+END
+$$;
+
+COMMENT ON FUNCTION state_msg.renormalize_client_ids() IS
+	'Rename the stored client ids that client_id_conflicts lists as renamable to their normalized spelling, in clients, client_state, missing_ranges and resync_requests; returns the number of ids renamed';
+
+REVOKE ALL ON FUNCTION state_msg.renormalize_client_ids() FROM PUBLIC;
+GRANT SELECT ON state_msg.client_id_conflicts TO state_msg_reader;
+
+-- Rename what can be; warn of what cannot.
+DO $$
+DECLARE
+	unrenamed bigint;
+BEGIN
+	PERFORM state_msg.renormalize_client_ids();
+	SELECT pg_catalog.count(*) INTO unrenamed FROM state_msg.client_id_conflicts;
+	IF unrenamed OPERATOR(pg_catalog.>) 0 THEN
+		RAISE WARNING '% stored client ids could not be renamed to their 1.1 spelling', unrenamed
+			USING DETAIL = 'They are blank under the 1.1 rule, or another client has or takes the same spelling.',
+				  HINT = 'They are listed in state_msg.client_id_conflicts; merge them as the README says.';
+	END IF;
+END
+$$;

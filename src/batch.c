@@ -161,8 +161,9 @@ static void
 quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 		   int sqlstate, const char *reason)
 {
+	/* the id may be huge (its length is checked here): quote its start */
 	char	   *client = isnull[INBOX_CLIENT_ID] ? NULL :
-		TextDatumGetCString(values[INBOX_CLIENT_ID]);
+		echo_text(values[INBOX_CLIENT_ID]);
 
 	if (sm_on_bad_message == BAD_MESSAGE_ERROR)
 		ereport(ERROR,

@@ -199,6 +199,7 @@ sm_resync_event_time(TimestampTz now, bool has_after, TimestampTz after)
 
 /* message.c: validation and normalization */
 extern char *normalize_client_id(const char *raw);
+extern char *echo_text(Datum value);
 extern bool message_check(Datum *values, bool *isnull, int64 row_number,
 						  StateMessage *msg, int *sqlstate, char **reason);
 
