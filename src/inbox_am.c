@@ -450,8 +450,8 @@ inbox_refuse_unprocessed(Relation rel, InboxInsertGuard *guard)
 				 errmsg("cannot insert into table \"%s\" without a trigger to process its rows",
 						relname),
 				 errdetail("The table keeps no rows: only an AFTER INSERT ... FOR EACH STATEMENT trigger with a NEW TABLE that executes state_msg.inbox_process() processes them, and it has none."),
-				 errhint("Insert into state_msg.inbox, or create such a trigger on table \"%s\".",
-						 relname)));
+				 errhint("Create one with CREATE TRIGGER inbox_process AFTER INSERT ON %s REFERENCING NEW TABLE AS new_messages FOR EACH STATEMENT EXECUTE FUNCTION state_msg.inbox_process().",
+						 qualname)));
 	if (!guard->fires_on_origin && !guard->fires_on_replica)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
