@@ -478,10 +478,12 @@ inbox_refuse_unprocessed(Relation rel, InboxInsertGuard *guard)
  * keeps none, so a row whose processing trigger does not fire would be lost
  * without a word.  Refuses rows routed to a partition, rows written by a
  * logical replication worker itself (the apply worker fires no statement
- * triggers; rows a trigger inserts from there are fine), and rows of a
- * table whose processing triggers are missing, disabled, or do not fire in
- * the current session_replication_role.  Called for every row or batch of
- * rows, so the trigger search is cached (inbox_build_guard).
+ * triggers; its initial copy is refused too, so that a subscription does not
+ * load the existing rows and then fail on every change; rows a trigger
+ * inserts from within a worker are statements of their own and fine), and
+ * rows of a table whose processing triggers are missing, disabled, or do not
+ * fire in the current session_replication_role.  Called for every row or
+ * batch of rows, so the trigger search is cached (inbox_build_guard).
  */
 static inline void
 inbox_check_insert(Relation rel)
@@ -496,7 +498,7 @@ inbox_check_insert(Relation rel)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot replicate into table \"%s\"",
 						RelationGetRelationName(rel)),
-				 errdetail("Logical replication workers fire no statement triggers, so the rows would be discarded without being processed: the table keeps none."),
+				 errdetail("The table keeps no rows, and changes applied by logical replication fire no statement triggers, so they would be discarded without being processed."),
 				 errhint("Replicate into an ordinary table and insert its rows into the inbox from there.")));
 
 	if (unlikely(guard == NULL || guard->proc_generation != proc_generation))
