@@ -342,8 +342,6 @@ COMMENT ON COLUMN state_msg.resync_reissue_due.waited IS
 	'How long the request has waited, as of now';
 
 -- ---------------------------------------------------------------------
-
--- ---------------------------------------------------------------------
 -- Inbox hardening (items 5, 6, 15): no CREATE INDEX CONCURRENTLY
 -- ---------------------------------------------------------------------
 
