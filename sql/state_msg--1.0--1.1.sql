@@ -460,3 +460,29 @@ BEGIN
 	END IF;
 END
 $$;
+
+-- ---------------------------------------------------------------------
+-- Inbox hardening (items 5, 6, 15): no CREATE INDEX CONCURRENTLY
+-- ---------------------------------------------------------------------
+
+/*
+ * CREATE INDEX CONCURRENTLY commits an index's catalog entry before building
+ * it; on the inbox the build is refused, and the invalid index left behind
+ * breaks every later rewrite of the table.  This event trigger refuses the
+ * command before it creates anything.  It fires in every
+ * session_replication_role, and only for CREATE INDEX.
+ */
+CREATE FUNCTION state_msg.inbox_index_guard()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'state_msg_inbox_index_guard'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION state_msg.inbox_index_guard() FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.inbox_index_guard() IS
+	'Event trigger function: refuses CREATE INDEX CONCURRENTLY on a table using the state_msg_inbox access method, before the command creates anything';
+
+CREATE EVENT TRIGGER state_msg_inbox_index_guard ON ddl_command_start
+	WHEN TAG IN ('CREATE INDEX')
+	EXECUTE FUNCTION state_msg.inbox_index_guard();
+ALTER EVENT TRIGGER state_msg_inbox_index_guard ENABLE ALWAYS;
+COMMENT ON EVENT TRIGGER state_msg_inbox_index_guard IS
+	'Refuses CREATE INDEX CONCURRENTLY on state_msg.inbox (and any table using its access method) before it leaves an invalid index behind';

@@ -232,6 +232,11 @@ extern bool batch_add(MessageBatch *batch, Datum *values, bool *isnull);
 extern void batch_add_message(MessageBatch *batch, const StateMessage *msg);
 extern Verdict batch_finish(MessageBatch *batch, int64 *counts);
 
+/* inbox.c: the inbox's columns and its processing trigger */
+extern void inbox_map_columns(TupleDesc desc, const char *relname,
+							  int *attnos);
+extern bool inbox_is_process_function(Oid funcoid);
+
 /* store.c: the engine's tables */
 extern void store_load_clients(ClientTrack *tracks, int ntracks);
 extern void store_load_states(ClientTrack *tracks, int ntracks);
