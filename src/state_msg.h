@@ -214,6 +214,7 @@ sm_resync_event_time(TimestampTz now, bool has_after, TimestampTz after)
 
 /* message.c: validation and normalization */
 extern char *normalize_client_id(const char *raw);
+extern char *echo_text(Datum value);
 extern bool message_check(Datum *values, bool *isnull, int64 row_number,
 						  StateMessage *msg, int *sqlstate, char **reason);
 
@@ -248,6 +249,11 @@ extern MessageBatch *batch_begin(void);
 extern bool batch_add(MessageBatch *batch, Datum *values, bool *isnull);
 extern void batch_add_message(MessageBatch *batch, const StateMessage *msg);
 extern Verdict batch_finish(MessageBatch *batch, int64 *counts);
+
+/* inbox.c: the inbox's columns and its processing trigger */
+extern void inbox_map_columns(TupleDesc desc, const char *relname,
+							  int *attnos);
+extern bool inbox_is_process_function(Oid funcoid);
 
 /* store.c: the engine's tables */
 extern void store_load_clients(ClientTrack *tracks, int ntracks,
