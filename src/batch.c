@@ -161,8 +161,9 @@ static void
 quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 		   int sqlstate, const char *reason)
 {
+	/* the id may be huge (its length is checked here): quote its start */
 	char	   *client = isnull[INBOX_CLIENT_ID] ? NULL :
-		TextDatumGetCString(values[INBOX_CLIENT_ID]);
+		echo_text(values[INBOX_CLIENT_ID]);
 
 	if (sm_on_bad_message == BAD_MESSAGE_ERROR)
 		ereport(ERROR,
@@ -316,6 +317,7 @@ track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 {
 	int			answer_end = -1;	/* last resync-complete message */
 
+	Assert(nmsgs > 0);
 	for (int i = 0; i < nmsgs; i++)
 	{
 		msgs[i].effective_time = sm_effective_time(msgs[i].message_time, now);
@@ -365,8 +367,13 @@ flush_chunk(MessageBatch *batch)
 
 	/* Messages arrive sorted by client: one track per run of a client */
 	for (int i = 0; i < nmsgs; i++)
+	{
+		Assert(i == 0 || strcmp(msgs[i - 1].client_id, msgs[i].client_id) <= 0);
+		Assert(i == 0 || strcmp(msgs[i - 1].client_id, msgs[i].client_id) < 0 ||
+			   msgs[i - 1].row_number < msgs[i].row_number);
 		if (i == 0 || strcmp(msgs[i].client_id, msgs[i - 1].client_id) != 0)
 			ntracks++;
+	}
 	tracks = palloc0(ntracks * sizeof(ClientTrack));
 	starts = palloc((ntracks + 1) * sizeof(int));
 	ntracks = 0;
@@ -382,7 +389,7 @@ flush_chunk(MessageBatch *batch)
 	elog(DEBUG2, "state_msg: chunk of %d messages from %d clients",
 		 nmsgs, ntracks);
 
-	store_load_clients(tracks, ntracks);
+	store_load_clients(tracks, ntracks, msgs, starts);
 
 	/*
 	 * The chunk's one engine clock reading, taken once the clients are

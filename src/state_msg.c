@@ -141,6 +141,7 @@ sm_engine_now(void)
 TimestampTz
 sm_effective_time(TimestampTz message_time, TimestampTz processed_at)
 {
+	Assert(!TIMESTAMP_NOT_FINITE(processed_at));
 	if (message_time > processed_at + sm_duration_usecs(sm_max_clock_skew))
 		return processed_at;
 	return message_time;

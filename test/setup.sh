@@ -42,7 +42,11 @@ WORK=$(mktemp -d /tmp/state_msg.XXXXXX)
 tar --exclude=.git -C "$ROOT" -cf - . | tar -C "$WORK" -xf -
 chown -R postgres: "$WORK"
 
+# Tests build with assertions (Assert() checks the engine's invariants),
+# the benchmark without (STATE_MSG_ASSERTS=0)
+copt="-Wall -Wextra -Wno-unused-parameter -Werror"
+[ "${STATE_MSG_ASSERTS:-1}" = 1 ] && copt="$copt -DUSE_ASSERT_CHECKING"
 echo "== building state_msg"
 runuser -u postgres -- make -s -C "$WORK" PG_CONFIG="$PG_BIN/pg_config" with_llvm=no \
-	COPT="-Wall -Wextra -Wno-unused-parameter -Werror"
+	COPT="$copt"
 make -s -C "$WORK" PG_CONFIG="$PG_BIN/pg_config" with_llvm=no install >/dev/null
