@@ -20,7 +20,10 @@
 #
 # Seeds: a fixed list by default; STATE_MSG_MODEL_SEED=n replays seed n;
 # STATE_MSG_MODEL_ITERATIONS=n runs seeds 1 to n; STATE_MSG_MODEL_SCALE=x
-# multiplies the number of clients and rounds.
+# multiplies the number of clients and rounds; STATE_MSG_MODEL_TRACE=<client
+# id, normalized> prints what the model did with that client's messages;
+# STATE_MSG_MODEL_DRY_RUN=1 only generates and models the streams and
+# prints their figures (no server).
 
 use strict;
 use warnings;
@@ -28,6 +31,7 @@ use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 use List::Util qw(shuffle);
+use Time::HiRes qw(time);
 use POSIX qw(floor strftime);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -44,13 +48,12 @@ my $scale = $ENV{STATE_MSG_MODEL_SCALE} // 1;
 my $DAY = 86_400_000_000;    # microseconds
 my $MINUTE = 60_000_000;
 
-# STATE_MSG_MODEL_DRY_RUN=1: generate and model the streams only, and print
-# their figures (for tuning the generator); no server
+# A dry run needs no server: the engine clock is only a base for the times
 my $dry_run = $ENV{STATE_MSG_MODEL_DRY_RUN};
 my ($node, $engine_now);
 if ($dry_run)
 {
-	$engine_now = (time() + 10 * 86_400) * 1_000_000;
+	$engine_now = int(time() + 10 * 86_400) * 1_000_000;
 }
 else
 {
@@ -59,6 +62,8 @@ else
 	$node->append_conf('postgresql.conf', qq{
 state_msg.clock_offset = '10d'
 state_msg.min_missing_message_age = 0
+fsync = off
+synchronous_commit = off
 });
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE DATABASE batch');
@@ -286,7 +291,7 @@ sub generate_stream
 			my @rows =
 			  $u->{bad}
 			  ? @{ $u->{rows} }
-			  : map { { %$_, client_id => spelling($u->{client}) } }
+			  : map { +{ %$_, client_id => spelling($u->{client}) } }
 			  @{ $u->{rows} };
 			push @events,
 			  {
@@ -296,11 +301,7 @@ sub generate_stream
 			  };
 		}
 		push @events,
-		  {
-			type => 'request',
-			client_id => spelling(pick(@clients)),
-			id => undef
-		  }
+		  { type => 'request', client_id => spelling(pick(@clients)) }
 		  if chance(0.15);
 		push @events, { type => 'check', reissue => chance(0.5) }
 		  if chance(0.25) || $round == $rounds + 10;
@@ -358,7 +359,7 @@ sub pack_statements
 	return @out;
 }
 
-# SQL literals of a row's values, in inbox column order
+# A time in microseconds since the epoch as a timestamptz literal, UTC
 sub timestamp_text
 {
 	my ($us) = @_;
@@ -367,6 +368,7 @@ sub timestamp_text
 	  . sprintf('.%06d+00', $us - $s * 1_000_000);
 }
 
+# A row's values as text (NULL as undef), in inbox column order
 sub row_values
 {
 	my ($r) = @_;
@@ -380,6 +382,7 @@ sub row_values
 		$r->{source});
 }
 
+# A value as an SQL literal
 sub sql_literal
 {
 	my ($v) = @_;
@@ -392,6 +395,7 @@ sub sql_literal
 my $COLUMNS = 'client_id, serial_number, topic_type, topic_id, topic_id_type, '
   . 'state_id, criticality, message_time, user_params, source';
 
+# One INSERT statement of rows into the inbox
 sub insert_sql
 {
 	my @rows = @_;
@@ -402,6 +406,7 @@ sub insert_sql
 	  . ";\n";
 }
 
+# One COPY statement of rows into the inbox, with its data inline
 sub copy_sql
 {
 	my @rows = @_;
@@ -411,6 +416,7 @@ sub copy_sql
 	  . "\\.\n";
 }
 
+# One ingest() call of a row, as event $k: its output is "e<k>|<verdict>"
 sub ingest_sql
 {
 	my ($k, $r) = @_;
@@ -422,7 +428,8 @@ sub ingest_sql
 	  . ", $v[8]::text[], $v[9]);\n";
 }
 
-# The SQL of an event numbered $k, and the output line(s) the model expects
+# A check cycle as event $k, with min_resync_period 0 (every outstanding
+# request is reissued) or too long for any; its output is "e<k>|issued|reissued"
 sub check_sql
 {
 	my ($k, $e) = @_;
@@ -431,6 +438,7 @@ sub check_sql
 	  . "SELECT 'e$k', * FROM state_msg.run_resync_check();\n";
 }
 
+# request_resync() as event $k: its output is "e<k>|t"
 sub request_sql
 {
 	my ($k, $e) = @_;
@@ -440,11 +448,13 @@ sub request_sql
 }
 
 # Run the events through a model and build the engine's script.  $single:
-# one statement per message.  Returns (model, script, expected output).
+# one statement per message.  Returns the model, the script, the output
+# lines expected from it and the count of each verdict.
 sub run_model
 {
 	my ($single, @events) = @_;
 	my $model = StateMsgModel->new;
+	$model->{trace} = $ENV{STATE_MSG_MODEL_TRACE};
 	my $k = 0;
 	my (@sql, @expect, %verdicts);
 
@@ -494,6 +504,7 @@ sub run_model
 			}
 		}
 	}
+	diag(($single ? 'single' : 'batch') . ": $_") for @{ $model->{trace_log} };
 	return ($model, join('', @sql), \@expect, \%verdicts);
 }
 
@@ -519,8 +530,10 @@ sub dump_engine
 		  . time_sql('last_message_time') . ','
 		  . ' messages_processed, missing_serials, late_fills, duplicates,'
 		  . ' serial_resets, unserialized_messages,'
-		  . " coalesce(to_jsonb(c) ->> 'clock_skewed_messages', 'absent'),"
-		  . ' resync_requests_issued,'
+		  . ' clock_skewed_messages, resync_requests_issued, '
+		  . time_sql('last_processed_time') . ', '
+		  . time_sql('last_resync_issued_time') . ', '
+		  . time_sql('last_resync_client_completed_time') . ','
 		  . " CASE WHEN last_resync_issued_time IS NULL AND last_resync_client_completed_time IS NULL THEN '-'"
 		  . " WHEN last_resync_client_completed_time IS NULL THEN 'I'"
 		  . " WHEN last_resync_issued_time IS NULL THEN 'C'"
@@ -534,18 +547,30 @@ sub dump_engine
 		  . " coalesce(user_params::text, '-'), source)"
 		  . ' FROM state_msg.client_state',
 		missing_ranges => "SELECT concat_ws('|', client_id, first_serial,"
-		  . ' last_serial) FROM state_msg.missing_ranges',
+		  . ' last_serial, '
+		  . time_sql('detected_at')
+		  . ') FROM state_msg.missing_ranges',
 		resync_requests => "SELECT concat_ws('|', client_id, reason, count(*),"
-		  . ' count(completed_at)) FROM state_msg.resync_requests'
-		  . ' GROUP BY client_id, reason',
+		  . ' count(completed_at),'
+		  . ' count(*) FILTER (WHERE '
+		  . time_sql('issued_at')
+		  . " <> 'P' OR "
+		  . time_sql('completed_at')
+		  . " NOT IN ('P', '-')),"
+		  . ' count(*) FILTER (WHERE completed_at <= issued_at))'
+		  . ' FROM state_msg.resync_requests GROUP BY client_id, reason',
 		rejected_messages => "SELECT concat_ws('|', reason, sqlstate, count(*))"
 		  . ' FROM state_msg.rejected_messages GROUP BY reason, sqlstate');
-	my %dump;
-	for my $table (keys %queries)
+	my %dump = map { $_ => [] } keys %queries;
+	my $out = $node->safe_psql($db,
+		join("\nUNION ALL\n",
+			map { "SELECT '$_', * FROM ($queries{$_}) AS q" } sort keys %queries));
+	for my $line (split /\n/, $out)
 	{
-		my $out = $node->safe_psql($db, $queries{$table});
-		$dump{$table} = [ sort grep { $_ ne '' } split /\n/, $out ];
+		my ($table, $row) = split /\|/, $line, 2;
+		push @{ $dump{$table} }, $row;
 	}
+	$dump{$_} = [ sort @{ $dump{$_} } ] for keys %dump;
 	return \%dump;
 }
 
@@ -568,11 +593,13 @@ sub differences
 my @HEADERS = (
 	clients => 'client|next|epoch|epoch_started|last_message_time|processed|'
 	  . 'missing|late_fills|duplicates|resets|unserialized|clock_skewed|'
-	  . 'requests_issued|issued vs completed',
+	  . 'requests_issued|last_processed_time|last_resync_issued_time|'
+	  . 'last_resync_client_completed_time|issued vs completed',
 	client_state => 'client|type|topic|topic_id_type|state|criticality|'
 	  . 'serial|epoch|message_time|user_params|source',
-	missing_ranges => 'client|first|last',
-	resync_requests => 'client|reason|issued|completed',
+	missing_ranges => 'client|first|last|detected_at',
+	resync_requests => 'client|reason|issued|completed|'
+	  . 'not dated by the engine clock|completed before issued',
 	rejected_messages => 'reason|sqlstate|count',
 	output => 'event|ingest() verdict, or issued|reissued of a check cycle');
 
@@ -633,26 +660,25 @@ for my $seed (@seeds)
 	my ($single_model, $single_sql, $single_expect, $single_verdicts) =
 	  run_model(1, @statements);
 
-	my $messages = 0;
-	$messages += @{ $_->{rows} } for grep { $_->{type} eq 'statement' } @statements;
+	# What the streams hold, and how often batch and one at a time differ
+	my $counts = sub {
+		my ($h) = @_;
+		return join(', ', map { "$_ $h->{$_}" } sort keys %$h);
+	};
 	my ($bd, $sd) = ($batch_model->dump, $single_model->dump);
-	my %differ;
-	for my $t (keys %$bd)
-	{
-		$differ{$t} = scalar differences($bd->{$t}, $sd->{$t});
-	}
+	my %differ = map { $_ => scalar differences($bd->{$_}, $sd->{$_}) } keys %$bd;
+	my @sts = grep { $_->{type} eq 'statement' } @statements;
+	my $rows = 0;
+	$rows += @{ $_->{rows} } for @sts;
 	note(sprintf('seed %s: %d clients, %d rows in %d statements, %d checks',
-			$seed, scalar @{ $bd->{clients} }, $messages,
-			scalar(grep { $_->{type} eq 'statement' } @statements),
-			scalar(grep { $_->{type} eq 'check' } @statements)));
-	note('  verdicts, batch: ' . join(', ', map { "$_ $batch_verdicts->{$_}" } sort keys %$batch_verdicts));
-	note('  verdicts, single: ' . join(', ', map { "$_ $single_verdicts->{$_}" } sort keys %$single_verdicts));
-	for my $m ([ batch => $batch_model ], [ single => $single_model ])
-	{
-		my $st = $m->[1]{stats};
-		note("  events, $m->[0]: " . join(', ', map { "$_ $st->{$_}" } sort keys %$st));
-	}
-	note('  predicted lines differing between batch and single: ' . join(', ', map { "$_ $differ{$_}" } sort keys %differ));
+			$seed, scalar @{ $bd->{clients} }, $rows, scalar @sts,
+			scalar grep { $_->{type} eq 'check' } @statements));
+	note('  verdicts, batch: ' . $counts->($batch_verdicts));
+	note('  verdicts, single: ' . $counts->($single_verdicts));
+	note('  events, batch: ' . $counts->($batch_model->{stats}));
+	note('  events, single: ' . $counts->($single_model->{stats}));
+	note('  predicted lines differing between batch and single: '
+		  . $counts->(\%differ));
 
 	next if $dry_run;
 	for my $db ('batch', 'single')
@@ -662,14 +688,19 @@ for my $seed (@seeds)
 			DROP EXTENSION IF EXISTS state_msg;
 			CREATE EXTENSION state_msg});
 	}
+	my $t0 = time();
 	my $batch_out = $node->safe_psql('batch', $batch_sql);
+	my $t1 = time();
 	my $single_out = $node->safe_psql('single', $single_sql);
+	my $t2 = time();
 
 	ok(compare($seed, 'batch', $batch_model, $batch_out, $batch_expect),
 		"seed $seed: statements of random sizes and chunk sizes give what the model predicts"
 	);
 	ok(compare($seed, 'single', $single_model, $single_out, $single_expect),
 		"seed $seed: one message per statement gives what the model predicts");
+	note(sprintf('  seconds: batch %.1f, single %.1f, comparisons %.1f',
+			$t1 - $t0, $t2 - $t1, time() - $t2));
 }
 
 pass('dry run') if $dry_run;

@@ -136,6 +136,23 @@ sub client
 	};
 }
 
+# With $self->{trace} set to a client id, note what happens to that client
+sub trace
+{
+	my ($self, $c, $now, $what) = @_;
+	return if !defined $self->{trace} || $self->{trace} ne $c->{id};
+	my $rel = sub { defined $_[0] ? $_[0] - $now : '-' };
+	push @{ $self->{trace_log} },
+	  sprintf(
+		'P%d %s; next %s, epoch %d, ranges %s, issued P%+s, completed P%+s, requests %s',
+		($now - PBASE) / PGAP, $what, $c->{next} // '-', $c->{epoch},
+		join(',', map { "$_->[0]-$_->[1]" } @{ $c->{ranges} }) || '-',
+		$rel->($c->{issued}), $rel->($c->{completed}),
+		join(',',
+			map { $_->{reason} . ($_->{completed} ? '(done)' : '') }
+			  @{ $c->{requests} }));
+}
+
 # Does client $id exist (has it sent a valid message)?
 sub has_client
 {
@@ -214,7 +231,7 @@ sub process_chunk
 	my ($self, $cid, $rows, $now) = @_;
 	my $c = $self->client($cid);
 	my @msgs = map {
-		{
+		+{
 			%$_,
 			client => $cid,
 			eff => $_->{skewed} ? $now : $_->{time}
@@ -325,6 +342,10 @@ sub process_chunk
 			  && (!defined $c->{last_message_time}
 				|| $eff > $c->{last_message_time});
 			$m->{epoch} = $c->{epoch};
+
+			# Any resync-complete message but a duplicate completes, a reset
+			# too (its own request first: the reset is decided, then the
+			# message's content applies)
 			if ($m->{topic_type} == 700 && $m->{state_id} == 2)
 			{
 				complete($c, $s, $now);
@@ -333,6 +354,10 @@ sub process_chunk
 			$self->fold_state($cid, $m);
 		}
 		$m->{verdict} = $verdict;
+		$self->trace($c, $now,
+			sprintf('serial %s, %s/%s state %s, %s: %s',
+				$s // 'NULL', $m->{topic_type}, $m->{topic_id}, $m->{state_id},
+				$m->{skewed} ? 'skewed' : "time $m->{time}", $verdict));
 	}
 	return map { $_->{verdict} } @msgs;
 }
@@ -388,11 +413,13 @@ sub check
 			next if !$reissue || $c->{issued} > $as_of;
 			issue($c, 'reissue', $as_of);
 			$reissued++;
+			$self->trace($c, $as_of, 'check cycle: reissue');
 		}
 		elsif (grep { $_->[2] <= $as_of } @{ $c->{ranges} })
 		{
 			issue($c, 'missing', $as_of);
 			$issued++;
+			$self->trace($c, $as_of, 'check cycle: missing');
 		}
 	}
 	return ($issued, $reissued);
@@ -402,8 +429,9 @@ sub check
 sub request_resync
 {
 	my ($self, $raw_id, $k) = @_;
-	issue($self->{clients}{ normalize_client_id($raw_id) }, 'manual',
-		clock_of($k));
+	my $c = $self->{clients}{ normalize_client_id($raw_id) };
+	issue($c, 'manual', clock_of($k));
+	$self->trace($c, clock_of($k), 'request_resync()');
 }
 
 # A time as the dumps show it: '-' for none, 'P' for an engine clock time,
@@ -427,7 +455,9 @@ sub resync_order
 	return $i > $d ? 'I>C' : $i < $d ? 'C>I' : 'I=C';
 }
 
-# The predicted tables, as sorted lines (see the test's dump queries)
+# The predicted tables, as sorted lines (see the test's dump queries).
+# Every time the engine records is an engine clock time ('P'): processing,
+# range detection, issue and completion.
 sub dump
 {
 	my ($self) = @_;
@@ -440,8 +470,9 @@ sub dump
 			show_time($c->{epoch_started}), show_time($c->{last_message_time}),
 			$c->{processed}, $c->{missing}, $c->{late_fills}, $c->{duplicates},
 			$c->{resets}, $c->{unserialized}, $c->{skewed}, $c->{issued_count},
+			'P', show_time($c->{issued}), show_time($c->{completed}),
 			resync_order($c));
-		push @ranges, join('|', $c->{id}, $_->[0], $_->[1])
+		push @ranges, join('|', $c->{id}, $_->[0], $_->[1], show_time($_->[2]))
 		  for @{ $c->{ranges} };
 		my %by_reason;
 		for my $r (@{ $c->{requests} })
@@ -449,7 +480,7 @@ sub dump
 			$by_reason{ $r->{reason} }[0]++;
 			$by_reason{ $r->{reason} }[1] += $r->{completed};
 		}
-		push @requests, join('|', $c->{id}, $_, @{ $by_reason{$_} })
+		push @requests, join('|', $c->{id}, $_, @{ $by_reason{$_} }, 0, 0)
 		  for keys %by_reason;
 	}
 	for my $m (values %{ $self->{states} })
