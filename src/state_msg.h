@@ -86,6 +86,8 @@ typedef struct StateMessage
 	char	   *source;
 	/* set by processing */
 	TimestampTz effective_time; /* message_time, bounded by the clock */
+	bool		clock_skewed;	/* message_time ran too far ahead: the
+								 * effective time is the engine clock's */
 	Verdict		verdict;
 	int64		serial_epoch;
 } StateMessage;
