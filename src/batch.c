@@ -106,6 +106,7 @@ batch_begin(void)
 	Oid			sort_collations[] = {C_COLLATION_OID, InvalidOid};
 	bool		nulls_first[] = {false, false};
 
+	sm_guard_schema();			/* before any owner-rights statement */
 	batch->context = context;
 	batch->row_context = AllocSetContextCreate(context, "state_msg row",
 											   ALLOCSET_DEFAULT_SIZES);
