@@ -66,14 +66,24 @@ SELECT * FROM state_msg.run_resync_check();
 CREATE TABLE public.sm_trap_log (fired_as text, what text);
 GRANT INSERT ON public.sm_trap_log TO PUBLIC;
 
--- The extension's schema is renamed, and sm_mallory puts a look-alike in
--- its place: a clients table with a trigger, and a resync_due() function
--- (as a superuser here: 1.0's schema owner could do this herself)
+-- The extension's schema is renamed, and sm_mallory puts a complete
+-- look-alike in its place: the engine's tables (clients with a trigger),
+-- its enum type and the functions its statements call, one a trap too
+-- (as a superuser here: 1.0's schema owner could do all this herself)
 ALTER SCHEMA state_msg RENAME TO state_msg_real;
 CREATE SCHEMA state_msg AUTHORIZATION sm_mallory;
-CREATE TABLE state_msg.clients (LIKE state_msg_real.clients INCLUDING ALL);
-ALTER TABLE state_msg.clients OWNER TO sm_mallory;
+DO $$
+DECLARE
+	t text;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['clients', 'client_state', 'missing_ranges',
+							 'resync_requests', 'rejected_messages'] LOOP
+		EXECUTE format('CREATE TABLE state_msg.%I (LIKE state_msg_real.%I INCLUDING ALL)', t, t);
+		EXECUTE format('ALTER TABLE state_msg.%I OWNER TO sm_mallory', t);
+	END LOOP;
+END $$;
 SET ROLE sm_mallory;
+CREATE TYPE state_msg.resync_reason AS ENUM ('missing', 'reissue', 'serial_reset', 'manual');
 CREATE FUNCTION state_msg.trap() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	INSERT INTO public.sm_trap_log VALUES (current_user, TG_OP);
@@ -87,6 +97,10 @@ BEGIN
 	INSERT INTO public.sm_trap_log VALUES (current_user, 'resync_due');
 	RETURN true;
 END $$;
+CREATE FUNCTION state_msg.has_open_request(c state_msg.clients)
+RETURNS boolean LANGUAGE sql AS 'SELECT false';
+CREATE FUNCTION state_msg.resync_event_time(now timestamptz, after timestamptz)
+RETURNS timestamptz LANGUAGE sql AS 'SELECT now';
 SET ROLE sm_admin;
 -- the name now leads to the look-alike
 SELECT 'state_msg.clients'::regclass = 'state_msg_real.clients'::regclass AS same_table;
@@ -111,7 +125,9 @@ FROM state_msg_real.clients;
 SELECT count(*) AS requests FROM state_msg_real.resync_requests;
 
 -- Renamed, with no look-alike: still refused
+SET client_min_messages = warning;
 DROP SCHEMA state_msg CASCADE;
+RESET client_min_messages;
 SELECT state_msg_real.ingest('A', 6, 500, 'u', 3, '2026-11-10 10:06+00');
 -- renamed back, everything works
 ALTER SCHEMA state_msg_real RENAME TO state_msg;
