@@ -19,6 +19,10 @@
  * and fails closed otherwise.  Every entry point that runs owner-rights
  * statements calls sm_guard_schema() first.
  *
+ * Cost: one index probe of pg_extension per transaction (about 2 us) and two
+ * syscache lookups per call (about 0.05 us), measured on the development
+ * machine; a one-message ingest() costs a few hundred microseconds.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -30,6 +34,7 @@
 #include "catalog/pg_extension.h"
 #include "catalog/pg_namespace.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -42,15 +47,29 @@
 
 /*
  * The extension's schema and owner, read from pg_extension (which has no
- * syscache; one index probe of a one-page catalog).
+ * syscache: an index probe, most of the guard's cost) once per transaction,
+ * or again when fresh is asked for.  Neither changes while the extension
+ * exists (it is not relocatable); a drop and create within one transaction
+ * is caught by the caller asking again before it fails.
  */
 static void
-extension_schema(Oid *schema, Oid *owner)
+extension_schema(bool fresh, Oid *schema, Oid *owner)
 {
+	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
+	static Oid	cached_schema;
+	static Oid	cached_owner;
 	Relation	rel;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tuple;
+
+	if (!fresh && cached_lxid == MyProc->lxid &&
+		cached_lxid != InvalidLocalTransactionId)
+	{
+		*schema = cached_schema;
+		*owner = cached_owner;
+		return;
+	}
 
 	rel = table_open(ExtensionRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
@@ -66,6 +85,10 @@ extension_schema(Oid *schema, Oid *owner)
 	*owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+
+	cached_lxid = MyProc->lxid;
+	cached_schema = *schema;
+	cached_owner = *owner;
 }
 
 /* The owner of a schema, which must exist */
@@ -94,8 +117,11 @@ sm_guard_schema(void)
 	Oid			named;
 	Oid			owner;
 
-	extension_schema(&ext_schema, &ext_owner);
+	extension_schema(false, &ext_schema, &ext_owner);
 	named = get_namespace_oid(SM_NAME, true);
+	owner = OidIsValid(named) ? schema_owner(named) : InvalidOid;
+	if (named != ext_schema || (owner != ext_owner && !superuser_arg(owner)))
+		extension_schema(true, &ext_schema, &ext_owner);	/* ask again */
 
 	if (named != ext_schema)
 	{
@@ -117,12 +143,11 @@ sm_guard_schema(void)
 						SM_NAME, SM_NAME),
 				 errdetail("The extension's objects are in schema \"%s\"; schema \"%s\" is another one, owned by role \"%s\", and statements that run with the extension owner's rights must not reach it.",
 						   real_name ? real_name : "?", SM_NAME,
-						   GetUserNameFromId(schema_owner(named), true)),
+						   GetUserNameFromId(owner, true)),
 				 errhint("Inspect and drop the other schema, then rename the extension's schema back to \"%s\".",
 						 SM_NAME)));
 	}
 
-	owner = schema_owner(ext_schema);
 	if (owner != ext_owner && !superuser_arg(owner))
 	{
 		char	   *ext_owner_name = GetUserNameFromId(ext_owner, true);

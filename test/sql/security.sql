@@ -147,6 +147,19 @@ SELECT * FROM state_msg.run_resync_check();
 ALTER SCHEMA state_msg OWNER TO sm_admin;
 SELECT state_msg.ingest('A', 8, 500, 'u', 5, '2026-11-10 10:08+00');
 
+-- The same within one transaction that has already run the engine
+BEGIN;
+SELECT state_msg.ingest('A', 9, 500, 'u', 6, '2026-11-10 10:09+00');
+ALTER SCHEMA state_msg RENAME TO state_msg_real;
+CREATE SCHEMA state_msg AUTHORIZATION sm_mallory;
+SELECT state_msg_real.ingest('A', 10, 500, 'u', 7, '2026-11-10 10:10+00');
+ROLLBACK;
+BEGIN;
+SELECT state_msg.ingest('A', 9, 500, 'u', 6, '2026-11-10 10:09+00');
+ALTER SCHEMA state_msg OWNER TO sm_mallory;
+SELECT state_msg.ingest('A', 10, 500, 'u', 7, '2026-11-10 10:10+00');
+ROLLBACK;
+
 -- Relations the engine names without a schema are its own statement's
 -- rows: a writer's temporary views of the same names, which would record
 -- their use, are never reached (they are, when selected directly)
