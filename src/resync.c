@@ -216,7 +216,8 @@ state_msg_run_resync_check(PG_FUNCTION_ARGS)
 	args[1] = TimestampTzGetDatum(as_of - sm_duration_usecs(sm_min_missing_message_age));
 	args[2] = TimestampTzGetDatum(as_of);
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	run_kept(&lock_due_plan, lock_due_sql, 2, argtypes, args, NULL,
 			 SPI_OK_SELECT);
 	args[3] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
@@ -232,7 +233,8 @@ state_msg_run_resync_check(PG_FUNCTION_ARGS)
 											   SPI_tuptable->tupdesc, 2,
 											   &isnull));
 	}
-	SPI_finish();
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
 
 	result[0] = Int64GetDatum(issued);
 	result[1] = Int64GetDatum(reissued);
@@ -282,7 +284,8 @@ state_msg_request_resync(PG_FUNCTION_ARGS)
 	id = normalize_client_id(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 
 	args[0] = CStringGetTextDatum(id);
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	run_kept(&lock_client_plan, lock_client_sql, 1, lock_types, args, NULL,
 			 SPI_OK_SELECT);
 	if (SPI_processed == 0)
@@ -304,7 +307,8 @@ state_msg_request_resync(PG_FUNCTION_ARGS)
 	request_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 1,
 											 &isnull));
-	SPI_finish();
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
 
 	PG_RETURN_INT64(request_id);
 }

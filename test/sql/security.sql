@@ -50,6 +50,18 @@ ALTER EXTENSION state_msg UPDATE TO '1.1';
 SELECT extversion FROM pg_extension WHERE extname = 'state_msg';
 SELECT state_msg.ingest('A', 1, 500, 'u', 2, '2026-11-10 10:00+00');
 
+-- An update of a 1.0 whose schema was renamed, with or without a look-alike
+-- in its place, is refused too
+DROP EXTENSION state_msg;
+CREATE EXTENSION state_msg VERSION '1.0';
+ALTER SCHEMA state_msg RENAME TO state_msg_10;
+ALTER EXTENSION state_msg UPDATE TO '1.1';
+CREATE SCHEMA state_msg AUTHORIZATION sm_mallory;
+ALTER EXTENSION state_msg UPDATE TO '1.1';
+SELECT count(*) AS left_in_look_alike FROM pg_proc WHERE pronamespace = 'state_msg'::regnamespace;
+DROP SCHEMA state_msg;
+ALTER SCHEMA state_msg_10 RENAME TO state_msg;
+
 -- A schema created beforehand by the installing superuser is fine (this is
 -- what a pg_dump restore does; test/t/003_dump_restore.pl runs one)
 DROP EXTENSION state_msg;
