@@ -46,6 +46,13 @@
  */
 #define MAX_CHUNK_FACTOR 8
 
+/*
+ * A chunk also ends at the first client boundary once its messages take
+ * state_msg.batch_chunk_memory; a client alone is split at twice that, so
+ * that a chunk's messages never take more.
+ */
+#define MAX_CHUNK_MEMORY_FACTOR 2
+
 /* Warnings for quarantined rows per batch before they are summarized */
 #define MAX_REJECT_WARNINGS 10
 
@@ -80,9 +87,8 @@ struct MessageBatch
 	TupleTableSlot *put_slot;
 	TupleTableSlot *get_slot;
 	Tuplesortstate *sort;
-	TimestampTz now;
-	int64		rows;
-	int64		rejected;
+	int64		rows;			/* messages and rejected rows added */
+	int64		counts[VERDICT_COUNT];	/* of each verdict, so far */
 	Verdict		last_verdict;
 	/* the chunk being gathered */
 	StateMessage *messages;		/* in context, grown as needed */
@@ -95,24 +101,27 @@ struct MessageBatch
 MessageBatch *
 batch_begin(void)
 {
-	MemoryContext context = AllocSetContextCreate(CurrentMemoryContext,
-												  "state_msg batch",
-												  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(context);
-	MessageBatch *batch = palloc0(sizeof(MessageBatch));
-	TupleDesc	desc = CreateTemplateTupleDesc(WORK_NATTS);
+	MemoryContext context;
+	MemoryContext old;
+	MessageBatch *batch;
+	TupleDesc	desc;
 	AttrNumber	sort_columns[] = {WORK_CLIENT_ID + 1, WORK_ROW_NUMBER + 1};
 	Oid			sort_operators[] = {TextLessOperator, Int8LessOperator};
 	Oid			sort_collations[] = {C_COLLATION_OID, InvalidOid};
 	bool		nulls_first[] = {false, false};
 
 	sm_guard_schema();			/* before any owner-rights statement */
+	sm_require_current_release();
+	context = AllocSetContextCreate(CurrentMemoryContext, "state_msg batch",
+									ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(context);
+	batch = palloc0(sizeof(MessageBatch));
+	desc = CreateTemplateTupleDesc(WORK_NATTS);
 	batch->context = context;
 	batch->row_context = AllocSetContextCreate(context, "state_msg row",
 											   ALLOCSET_DEFAULT_SIZES);
 	batch->chunk_context = AllocSetContextCreate(context, "state_msg chunk",
 												 ALLOCSET_DEFAULT_SIZES);
-	batch->now = GetCurrentTransactionStartTimestamp();
 	batch->last_verdict = VERDICT_REJECTED;
 
 	TupleDescInitEntry(desc, WORK_ROW_NUMBER + 1, "row_number", INT8OID, -1, 0);
@@ -153,8 +162,9 @@ static void
 quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 		   int sqlstate, const char *reason)
 {
+	/* the id may be huge (its length is checked here): quote its start */
 	char	   *client = isnull[INBOX_CLIENT_ID] ? NULL :
-		TextDatumGetCString(values[INBOX_CLIENT_ID]);
+		echo_text(values[INBOX_CLIENT_ID]);
 
 	if (sm_on_bad_message == BAD_MESSAGE_ERROR)
 		ereport(ERROR,
@@ -166,8 +176,8 @@ quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 				 errdetail("Row %lld of the statement.", (long long) batch->rows),
 				 errhint("Set state_msg.on_bad_message to \"quarantine\" to set bad rows aside and process the rest.")));
 
-	batch->rejected++;
-	if (batch->rejected <= MAX_REJECT_WARNINGS)
+	batch->counts[VERDICT_REJECTED]++;
+	if (batch->counts[VERDICT_REJECTED] <= MAX_REJECT_WARNINGS)
 		ereport(WARNING,
 				(errcode(sqlstate),
 				 errmsg("state message rejected: %s", reason),
@@ -175,6 +185,49 @@ quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 						   (long long) batch->rows)));
 
 	store_rejected(values, isnull, batch->rows, sqlstate, reason);
+}
+
+/* Queue a validated message for batch_finish(), in the sort by client */
+static void
+put_message(MessageBatch *batch, const StateMessage *msg)
+{
+	TupleTableSlot *slot = batch->put_slot;
+
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, false, WORK_NATTS * sizeof(bool));
+	slot->tts_values[WORK_CLIENT_ID] = CStringGetTextDatum(msg->client_id);
+	slot->tts_values[WORK_ROW_NUMBER] = Int64GetDatum(msg->row_number);
+	slot->tts_values[WORK_SERIAL_NUMBER] = Int64GetDatum(msg->serial_number);
+	slot->tts_isnull[WORK_SERIAL_NUMBER] = !msg->has_serial;
+	slot->tts_values[WORK_TOPIC_TYPE] = Int32GetDatum(msg->topic_type);
+	slot->tts_values[WORK_TOPIC_ID] = CStringGetTextDatum(msg->topic_id);
+	slot->tts_values[WORK_TOPIC_ID_TYPE] = Int32GetDatum(msg->topic_id_type);
+	slot->tts_values[WORK_STATE_ID] = Int32GetDatum(msg->state_id);
+	slot->tts_values[WORK_CRITICALITY] = Int32GetDatum(msg->criticality);
+	slot->tts_values[WORK_MESSAGE_TIME] = TimestampTzGetDatum(msg->message_time);
+	slot->tts_values[WORK_USER_PARAMS] = msg->user_params;
+	slot->tts_isnull[WORK_USER_PARAMS] = (msg->user_params == (Datum) 0);
+	slot->tts_values[WORK_SOURCE] = CStringGetTextDatum(msg->source);
+	ExecStoreVirtualTuple(slot);
+	tuplesort_puttupleslot(batch->sort, slot);
+}
+
+/*
+ * Add one validated message (client id normalized, as message_check()
+ * leaves it) to the batch: the entry point for sources that are not inbox
+ * rows.  It is numbered after everything added before it.
+ */
+void
+batch_add_message(MessageBatch *batch, const StateMessage *msg)
+{
+	MemoryContext old = MemoryContextSwitchTo(batch->row_context);
+	StateMessage numbered = *msg;
+
+	CHECK_FOR_INTERRUPTS();
+	MemoryContextReset(batch->row_context);
+	numbered.row_number = ++batch->rows;
+	put_message(batch, &numbered);
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -185,43 +238,25 @@ bool
 batch_add(MessageBatch *batch, Datum *values, bool *isnull)
 {
 	MemoryContext old = MemoryContextSwitchTo(batch->row_context);
-	TupleTableSlot *slot = batch->put_slot;
 	StateMessage msg;
 	int			sqlstate;
 	char	   *reason;
+	bool		ok;
 
 	CHECK_FOR_INTERRUPTS();
 	MemoryContextReset(batch->row_context);
 	batch->rows++;
 
-	if (!message_check(values, isnull, batch->rows, &msg, &sqlstate, &reason))
+	ok = message_check(values, isnull, batch->rows, &msg, &sqlstate, &reason);
+	if (ok)
+		put_message(batch, &msg);
+	else
 	{
 		quarantine(batch, values, isnull, sqlstate, reason);
-		MemoryContextSwitchTo(old);
 		batch->last_verdict = VERDICT_REJECTED;
-		return false;
 	}
-
-	ExecClearTuple(slot);
-	memset(slot->tts_isnull, false, WORK_NATTS * sizeof(bool));
-	slot->tts_values[WORK_CLIENT_ID] = CStringGetTextDatum(msg.client_id);
-	slot->tts_values[WORK_ROW_NUMBER] = Int64GetDatum(msg.row_number);
-	slot->tts_values[WORK_SERIAL_NUMBER] = Int64GetDatum(msg.serial_number);
-	slot->tts_isnull[WORK_SERIAL_NUMBER] = !msg.has_serial;
-	slot->tts_values[WORK_TOPIC_TYPE] = Int32GetDatum(msg.topic_type);
-	slot->tts_values[WORK_TOPIC_ID] = CStringGetTextDatum(msg.topic_id);
-	slot->tts_values[WORK_TOPIC_ID_TYPE] = Int32GetDatum(msg.topic_id_type);
-	slot->tts_values[WORK_STATE_ID] = Int32GetDatum(msg.state_id);
-	slot->tts_values[WORK_CRITICALITY] = Int32GetDatum(msg.criticality);
-	slot->tts_values[WORK_MESSAGE_TIME] = TimestampTzGetDatum(msg.message_time);
-	slot->tts_values[WORK_USER_PARAMS] = msg.user_params;
-	slot->tts_isnull[WORK_USER_PARAMS] = (msg.user_params == (Datum) 0);
-	slot->tts_values[WORK_SOURCE] = CStringGetTextDatum(msg.source);
-	ExecStoreVirtualTuple(slot);
-	tuplesort_puttupleslot(batch->sort, slot);
-
 	MemoryContextSwitchTo(old);
-	return true;
+	return ok;
 }
 
 /* Is the sorted work row in slot from client_id? */
@@ -259,199 +294,56 @@ message_from_slot(TupleTableSlot *slot, StateMessage *msg)
 	msg->user_params = n[WORK_USER_PARAMS] ? (Datum) 0 :
 		PointerGetDatum(PG_DETOAST_DATUM_COPY(v[WORK_USER_PARAMS]));
 	msg->source = TextDatumGetCString(v[WORK_SOURCE]);
+	msg->effective_time = msg->message_time;
 	msg->verdict = VERDICT_REJECTED;
 	msg->serial_epoch = 0;
 }
 
-
-/* Order messages by topic, then arrival, to fold each topic's in order */
-static int
-compare_by_topic(const void *a, const void *b)
-{
-	const StateMessage *ma = *(StateMessage *const *) a;
-	const StateMessage *mb = *(StateMessage *const *) b;
-	int			cmp = compare_topics(ma, mb);
-
-	if (cmp != 0)
-		return cmp;
-	if (ma->row_number != mb->row_number)
-		return ma->row_number < mb->row_number ? -1 : 1;
-	return 0;
-}
-
-/*
- * Is candidate newer than current for the same topic?  By (epoch, serial)
- * when both carry a serial, else by message time, a tie going to the later
- * arrival.  This is not a total order when messages with and without a
- * serial mix, or when a client's clock runs behind its serials; see
- * reducible() for how a batch still gives what one message at a time
- * would.
- */
+/* Is msg a resync-complete message (topic type 700, state id 2)? */
 static bool
-is_newer(StateMessage *candidate, StateMessage *current)
+is_resync_complete(const StateMessage *msg)
 {
-	if (candidate->has_serial && current->has_serial)
-	{
-		if (candidate->serial_epoch != current->serial_epoch)
-			return candidate->serial_epoch > current->serial_epoch;
-		return candidate->serial_number > current->serial_number;
-	}
-	return candidate->message_time >= current->message_time;
+	return msg->topic_type == SM_RESYNC_TOPIC_TYPE &&
+		msg->state_id == SM_RESYNC_COMPLETE_STATE;
 }
 
-/* The stored state of msg's topic for this client, or NULL */
-static StateMessage *
-find_stored(ClientTrack *track, StateMessage *msg)
-{
-	int			lo = 0;
-	int			hi = track->nstored - 1;
-
-	while (lo <= hi)
-	{
-		int			mid = lo + (hi - lo) / 2;
-		int			cmp = compare_topics(msg, &track->stored[mid]);
-
-		if (cmp == 0)
-			return &track->stored[mid];
-		if (cmp < 0)
-			hi = mid - 1;
-		else
-			lo = mid + 1;
-	}
-	return NULL;
-}
-
-/* Order messages by (epoch, serial) */
-static int
-compare_by_serial(const void *a, const void *b)
-{
-	const StateMessage *ma = *(StateMessage *const *) a;
-	const StateMessage *mb = *(StateMessage *const *) b;
-
-	if (ma->serial_epoch != mb->serial_epoch)
-		return ma->serial_epoch < mb->serial_epoch ? -1 : 1;
-	if (ma->serial_number != mb->serial_number)
-		return ma->serial_number < mb->serial_number ? -1 : 1;
-	return 0;
-}
 
 /*
- * Can a topic's n messages (n >= 1) be reduced to their newest before they
- * meet the stored state, with the same outcome as one at a time?  Yes when
- * is_newer() orders them totally whatever the stored state: one message, or
- * messages that all carry a serial and whose times grow with it.  Else (a
- * relayed message among them, or a client clock behind its serials) the
- * stored state must be read and the messages folded into it in order.
+ * Run serial tracking over one client's messages, in arrival order, with
+ * the resync events they carry.  now is the engine clock of the chunk.
  */
-static bool
-reducible(StateMessage **msgs, int n)
-{
-	StateMessage **by_serial;
-	bool		result = true;
-
-	if (n == 1)
-		return true;
-	for (int i = 0; i < n; i++)
-		if (!msgs[i]->has_serial)
-			return false;
-	by_serial = palloc(n * sizeof(StateMessage *));
-	memcpy(by_serial, msgs, n * sizeof(StateMessage *));
-	qsort(by_serial, n, sizeof(StateMessage *), compare_by_serial);
-	for (int i = 1; i < n && result; i++)
-		result = by_serial[i]->message_time >= by_serial[i - 1]->message_time;
-	pfree(by_serial);
-	return result;
-}
-
-/* Length of the run of messages of msgs[0]'s topic in msgs[0 .. n - 1] */
-static int
-topic_run(StateMessage **msgs, int n)
-{
-	int			j = 1;
-
-	while (j < n && compare_topics(msgs[j], msgs[0]) == 0)
-		j++;
-	return j;
-}
-
-/*
- * Sort one client's processed messages (duplicates excluded) by topic, then
- * arrival, and note whether any topic needs the stored state.
- */
-static void
-sort_by_topic(ClientTrack *track, StateMessage *msgs, int nmsgs)
-{
-	StateMessage **sorted = palloc(nmsgs * sizeof(StateMessage *));
-	int			n = 0;
-
-	for (int i = 0; i < nmsgs; i++)
-		if (msgs[i].verdict != VERDICT_DUPLICATE)
-			sorted[n++] = &msgs[i];
-	if (n > 1)
-		qsort(sorted, n, sizeof(StateMessage *), compare_by_topic);
-	track->by_topic = sorted;
-	track->nby_topic = n;
-
-	for (int i = 0; i < n && !track->is_new && !track->needs_stored;)
-	{
-		int			run = topic_run(&sorted[i], n - i);
-
-		track->needs_stored = !reducible(&sorted[i], run);
-		i += run;
-	}
-}
-
-/*
- * Each topic's new state, for one client: folded from nothing for a new
- * client (new_states); reduced to the newest message, which the upsert then
- * compares with the stored state (newer_states); or folded into the stored
- * state read for it (decided_states).
- */
-static void
-collect_states(ClientTrack *track, Tuplestorestate *new_states,
-			   Tuplestorestate *newer_states, Tuplestorestate *decided_states,
-			   TupleDesc desc)
-{
-	StateMessage **sorted = track->by_topic;
-	int			n = track->nby_topic;
-
-	for (int i = 0; i < n;)
-	{
-		int			run = topic_run(&sorted[i], n - i);
-		bool		fold_stored = track->needs_stored && !reducible(&sorted[i], run);
-		StateMessage *stored = fold_stored ? find_stored(track, sorted[i]) : NULL;
-		StateMessage *newest = stored;
-
-		for (int j = i; j < i + run; j++)
-			if (newest == NULL || is_newer(sorted[j], newest))
-				newest = sorted[j];
-
-		if (newest != stored)
-			store_put_state(track->is_new ? new_states :
-							fold_stored ? decided_states : newer_states,
-							desc, newest);
-		i += run;
-	}
-}
-
-/* Run serial tracking over one client's messages, in arrival order */
 static void
 track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
-			 int nmsgs)
+			 int nmsgs, TimestampTz now)
 {
+	int			answer_end = -1;	/* last resync-complete message */
+
+	Assert(nmsgs > 0);
+	for (int i = 0; i < nmsgs; i++)
+	{
+		msgs[i].effective_time = sm_effective_time(msgs[i].message_time, now);
+		if (msgs[i].effective_time != msgs[i].message_time)
+			sm_count(&track->counts.clock_skewed_messages, 1);
+		if (is_resync_complete(&msgs[i]))
+			answer_end = i;
+	}
+
+	if (!track->has_baseline)
+		serials_choose_baseline(track, msgs, nmsgs);
+
 	for (int i = 0; i < nmsgs; i++)
 	{
 		StateMessage *msg = &msgs[i];
 
-		msg->verdict = serials_apply(track, msg, batch->now);
+		msg->verdict = serials_apply(track, msg, now, i <= answer_end);
 		batch->last_verdict = msg->verdict;
+		batch->counts[msg->verdict]++;
 
-		if (msg->verdict != VERDICT_DUPLICATE &&
-			msg->topic_type == SM_RESYNC_TOPIC_TYPE &&
-			msg->state_id == SM_RESYNC_COMPLETE_STATE)
+		if (msg->verdict == VERDICT_SERIAL_RESET)
+			resync_reset_issued(track, now);
+		else if (msg->verdict != VERDICT_DUPLICATE && is_resync_complete(msg))
 		{
-			track->resync_completed = true;
-			track->resets_completed = track->resets;
+			resync_completed(track, now);
 			if (msg->has_serial)
 				serials_forget_below(track, msg->serial_number);
 		}
@@ -465,52 +357,63 @@ flush_chunk(MessageBatch *batch)
 {
 	StateMessage *msgs = batch->messages;
 	int			nmsgs = batch->nmessages;
-	ClientTrack *tracks = palloc0(nmsgs * sizeof(ClientTrack));
-	int		   *starts = palloc((nmsgs + 1) * sizeof(int));
 	int			ntracks = 0;
+	ClientTrack *tracks;
+	int		   *starts;
 	TupleDesc	desc = store_states_desc();
 	Tuplestorestate *new_states = tuplestore_begin_heap(false, false, work_mem);
 	Tuplestorestate *newer_states = tuplestore_begin_heap(false, false, work_mem);
 	Tuplestorestate *decided_states = tuplestore_begin_heap(false, false, work_mem);
-	TimestampTz event_time;
+	TimestampTz now;
 
 	/* Messages arrive sorted by client: one track per run of a client */
 	for (int i = 0; i < nmsgs; i++)
 	{
-		if (ntracks == 0 ||
-			strcmp(msgs[i].client_id, tracks[ntracks - 1].client_id) != 0)
+		Assert(i == 0 || strcmp(msgs[i - 1].client_id, msgs[i].client_id) <= 0);
+		Assert(i == 0 || strcmp(msgs[i - 1].client_id, msgs[i].client_id) < 0 ||
+			   msgs[i - 1].row_number < msgs[i].row_number);
+		if (i == 0 || strcmp(msgs[i].client_id, msgs[i - 1].client_id) != 0)
+			ntracks++;
+	}
+	tracks = palloc0(ntracks * sizeof(ClientTrack));
+	starts = palloc((ntracks + 1) * sizeof(int));
+	ntracks = 0;
+	for (int i = 0; i < nmsgs; i++)
+	{
+		if (i == 0 || strcmp(msgs[i].client_id, msgs[i - 1].client_id) != 0)
 		{
 			tracks[ntracks].client_id = msgs[i].client_id;
 			starts[ntracks++] = i;
 		}
 	}
 	starts[ntracks] = nmsgs;
+	elog(DEBUG2, "state_msg: chunk of %d messages from %d clients",
+		 nmsgs, ntracks);
 
-	store_load_clients(tracks, ntracks);
+	store_load_clients(tracks, ntracks, msgs, starts);
 
 	/*
-	 * A resync completion is stamped with the clock once the clients are
-	 * locked, not with the transaction's start: a request issued while this
-	 * batch waited for the lock must not look completed before its issue.
+	 * The chunk's one engine clock reading, taken once the clients are
+	 * locked (not at the transaction's start), so that a request issued
+	 * while this batch waited for a lock is never completed before its
+	 * issue.
 	 */
-	event_time = GetCurrentTimestamp();
+	now = sm_engine_now();
 
 	for (int k = 0; k < ntracks; k++)
 	{
 		StateMessage *first = &msgs[starts[k]];
 		int			n = starts[k + 1] - starts[k];
 
-		if (!tracks[k].has_baseline)
-			serials_choose_baseline(&tracks[k], first, n);
-		track_client(batch, &tracks[k], first, n);
-		sort_by_topic(&tracks[k], first, n);
+		track_client(batch, &tracks[k], first, n, now);
+		current_state_sort(&tracks[k], first, n);
 	}
 	store_load_states(tracks, ntracks);
 	for (int k = 0; k < ntracks; k++)
-		collect_states(&tracks[k], new_states, newer_states, decided_states,
-					   desc);
+		current_state_collect(&tracks[k], new_states, newer_states,
+							  decided_states, desc, now);
 
-	store_save_clients(tracks, ntracks, event_time, batch->context);
+	store_save_clients(tracks, ntracks, now, batch->context);
 	store_write_states(desc, new_states, newer_states, decided_states,
 					   batch->context);
 	tuplestore_end(new_states);
@@ -522,16 +425,30 @@ flush_chunk(MessageBatch *batch)
 }
 
 /*
- * Process every message added, close the batch and return the verdict of
- * the last message (of the only one, for ingest()).
+ * Bytes the chunk being gathered holds: its messages' fields and their
+ * entries in the message array (whose spare capacity is not counted, or
+ * one large chunk would make every later one look full).
+ */
+static Size
+chunk_bytes(MessageBatch *batch)
+{
+	return MemoryContextMemAllocated(batch->chunk_context, true) +
+		(Size) batch->nmessages * sizeof(StateMessage);
+}
+
+/*
+ * Process every message added and close the batch.  Returns the verdict of
+ * the last message (of the only one, for ingest()) and, if counts is not
+ * NULL, fills counts[VERDICT_COUNT] with the number of each verdict.
  */
 Verdict
-batch_finish(MessageBatch *batch)
+batch_finish(MessageBatch *batch, int64 *counts)
 {
 	MemoryContext old;
 	Verdict		verdict;
 	int			client_start = 0;	/* where the current client's messages
 									 * begin in the chunk */
+	Size		chunk_memory = (Size) sm_batch_chunk_memory * 1024;
 
 	tuplesort_performsort(batch->sort);
 	old = MemoryContextSwitchTo(batch->chunk_context);
@@ -544,12 +461,14 @@ batch_finish(MessageBatch *batch)
 						 batch->messages[batch->nmessages - 1].client_id))
 		{
 			/* a new client: end the chunk here if it is full */
-			if (batch->nmessages >= sm_batch_chunk_size)
+			if (batch->nmessages >= sm_batch_chunk_size ||
+				chunk_bytes(batch) >= chunk_memory)
 				flush_chunk(batch);
 			client_start = batch->nmessages;
 		}
 		else if (batch->nmessages - client_start >=
-				 MAX_CHUNK_FACTOR * sm_batch_chunk_size)
+				 MAX_CHUNK_FACTOR * sm_batch_chunk_size ||
+				 chunk_bytes(batch) >= MAX_CHUNK_MEMORY_FACTOR * chunk_memory)
 		{
 			/* one client alone has too many messages: split it */
 			flush_chunk(batch);
@@ -570,17 +489,19 @@ batch_finish(MessageBatch *batch)
 	ExecDropSingleTupleTableSlot(batch->put_slot);
 	ExecDropSingleTupleTableSlot(batch->get_slot);
 
-	if (batch->rejected > MAX_REJECT_WARNINGS)
+	if (batch->counts[VERDICT_REJECTED] > MAX_REJECT_WARNINGS)
 		ereport(WARNING,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("%lld more state messages were rejected",
-						(long long) (batch->rejected - MAX_REJECT_WARNINGS)),
+						(long long) (batch->counts[VERDICT_REJECTED] - MAX_REJECT_WARNINGS)),
 				 errdetail("All %lld rejected rows were stored in state_msg.rejected_messages.",
-						   (long long) batch->rejected)));
+						   (long long) batch->counts[VERDICT_REJECTED])));
 
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 	verdict = batch->last_verdict;
+	if (counts != NULL)
+		memcpy(counts, batch->counts, sizeof(batch->counts));
 	MemoryContextDelete(batch->context);
 	return verdict;
 }

@@ -9,8 +9,12 @@
 #define STATE_MSG_H
 
 #include "access/tupdesc.h"
+#include "common/int.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
+
+/* The release of the SQL objects this library works with */
+#define SM_RELEASE "1.1"
 
 /*
  * Limits on what a message may carry (more is rejected).  Ids are limited in
@@ -77,12 +81,13 @@ typedef struct StateMessage
 	int32		topic_id_type;
 	int32		state_id;
 	int32		criticality;
-	TimestampTz message_time;
+	TimestampTz message_time;	/* as the client gave it */
 	Datum		user_params;	/* text[], or 0 for none */
 	char	   *source;
-	/* set by serial tracking */
+	/* set by processing */
+	TimestampTz effective_time; /* message_time, bounded by the clock */
 	Verdict		verdict;
-	int32		serial_epoch;
+	int64		serial_epoch;
 } StateMessage;
 
 /* A range of serials that never arrived */
@@ -91,11 +96,35 @@ typedef struct MissingRange
 	int64		first_serial;
 	int64		last_serial;
 	TimestampTz detected_at;
+	bool		stored;			/* state_msg.missing_ranges holds it as is, in
+								 * the row (client_id, first_serial) */
 } MissingRange;
+
+/* A client's counters: the columns of state_msg.clients of those names */
+typedef struct ClientCounters
+{
+	int64		messages_processed;
+	int64		missing_serials;
+	int64		late_fills;
+	int64		duplicates;
+	int64		serial_resets;
+	int64		unserialized_messages;
+	int64		clock_skewed_messages;
+	int64		resync_requests_issued;
+} ClientCounters;
+
+/* A resync request a serial reset issued while a batch runs */
+typedef struct ResetRequest
+{
+	TimestampTz issued_at;
+	bool		completed;
+	TimestampTz completed_at;
+} ResetRequest;
 
 /*
  * One client's serial tracking while a batch runs: the state read from
- * state_msg.clients and state_msg.missing_ranges, and what to write back.
+ * state_msg.clients and state_msg.missing_ranges, updated message by
+ * message, and written back whole (the client's row is locked).
  */
 typedef struct ClientTrack
 {
@@ -103,33 +132,49 @@ typedef struct ClientTrack
 	bool		is_new;			/* created by this chunk: has no state yet */
 	bool		has_baseline;	/* false for a client never seen with a serial */
 	int64		next_serial;
-	int32		serial_epoch;
-	TimestampTz epoch_started;	/* time of the reset that began the epoch */
+	int64		serial_epoch;
+	TimestampTz epoch_started;	/* effective time of the reset that began
+								 * the epoch */
 	bool		has_epoch_started;
-	TimestampTz last_message_time;	/* newest serialized message time */
+	TimestampTz last_message_time;	/* newest effective time of an accepted
+									 * serialized message */
 	bool		has_last_message_time;
-	MissingRange *ranges;		/* sorted, disjoint */
+
+	/*
+	 * Missing ranges, sorted and disjoint: not all of the client's, only
+	 * those the chunk's serials can meet (see serials_to_probe()) and those
+	 * the chunk creates.  Changes are written back as deletes of stored rows
+	 * and inserts of the ranges not stored.
+	 */
+	MissingRange *ranges;
 	int			nranges;
 	int			maxranges;
-	bool		ranges_changed;
+	bool		ranges_changed; /* there is something to delete or insert */
+	bool		drop_stored;	/* delete all the client's stored ranges */
+	int64		drop_below;		/* delete the stored ranges that begin below
+								 * this serial (none if 0) */
+	int64	   *dropped;		/* first_serial of each stored row to delete */
+	int			ndropped;
+	int			maxdropped;
+	ClientCounters counts;
+	/* resync events, in arrival order */
+	TimestampTz last_issued;	/* last_resync_issued_time */
+	bool		has_last_issued;
+	TimestampTz last_completed; /* last_resync_client_completed_time */
+	bool		has_last_completed;
+	bool		completes_stored;	/* a completion ends the stored open
+									 * requests ... */
+	TimestampTz stored_completed_at;	/* ... at this time */
+	ResetRequest *reset_requests;	/* issued by this chunk's resets */
+	int			nreset_requests;
+	int			maxreset_requests;
+	/* current state */
 	StateMessage **by_topic;	/* processed messages by topic, then arrival */
 	int			nby_topic;
 	bool		needs_stored;	/* a topic's new state depends on the stored */
 	StateMessage *stored;		/* if so, client_state's rows, as messages
 								 * sorted by topic */
 	int			nstored;
-	/* counter increments */
-	int64		processed;
-	int64		missing;
-	int64		late_fills;
-	int64		duplicates;
-	int64		resets;
-	int64		unserialized;
-	/* resync events (each reset, counted in resets, asks for a resync) */
-	bool		resync_completed;	/* a resync-complete message was processed */
-	int64		resets_completed;	/* resets before the last completion */
-	TimestampTz last_issued;	/* last_resync_issued_time, as read */
-	bool		has_last_issued;
 } ClientTrack;
 
 /* state_msg.c: settings and the engine clock */
@@ -142,6 +187,17 @@ extern int	sm_batch_chunk_size;
 extern int	sm_batch_chunk_memory;
 extern int64 sm_duration_usecs(double minutes);
 extern TimestampTz sm_engine_now(void);
+extern void sm_require_current_release(void);
+extern TimestampTz sm_effective_time(TimestampTz message_time,
+									 TimestampTz processed_at);
+
+/* Add n to a counter; counters stop at the largest bigint, never wrap */
+static inline void
+sm_count(int64 *counter, int64 n)
+{
+	if (pg_add_s64_overflow(*counter, n, counter))
+		*counter = PG_INT64_MAX;
+}
 
 /*
  * The time of a resync event (an issue or a completion) that follows
@@ -161,6 +217,7 @@ extern void sm_guard_schema(void);
 
 /* message.c: validation and normalization */
 extern char *normalize_client_id(const char *raw);
+extern char *echo_text(Datum value);
 extern bool message_check(Datum *values, bool *isnull, int64 row_number,
 						  StateMessage *msg, int *sqlstate, char **reason);
 
@@ -170,25 +227,47 @@ extern void serials_add_range(ClientTrack *track, int64 first, int64 last,
 extern void serials_choose_baseline(ClientTrack *track, StateMessage *msgs,
 									int nmsgs);
 extern Verdict serials_apply(ClientTrack *track, StateMessage *msg,
-							 TimestampTz now);
+							 TimestampTz now, bool resync_answer);
 extern void serials_forget_below(ClientTrack *track, int64 serial);
+extern void serials_drop_all_ranges(ClientTrack *track);
+extern int	serials_to_probe(ClientTrack *track, StateMessage *msgs, int nmsgs,
+							 int64 *serials);
+
+/* resync_events.c: resync requests and completions met while processing */
+extern void resync_reset_issued(ClientTrack *track, TimestampTz now);
+extern void resync_completed(ClientTrack *track, TimestampTz now);
+
+/* current_state.c: the newest-state rule and the fold */
+extern void current_state_sort(ClientTrack *track, StateMessage *msgs,
+							   int nmsgs);
+extern void current_state_collect(ClientTrack *track,
+								  Tuplestorestate *new_states,
+								  Tuplestorestate *newer_states,
+								  Tuplestorestate *decided_states,
+								  TupleDesc desc, TimestampTz now);
 
 /* batch.c: the one processing path behind every entry point */
 typedef struct MessageBatch MessageBatch;
 extern MessageBatch *batch_begin(void);
 extern bool batch_add(MessageBatch *batch, Datum *values, bool *isnull);
-extern Verdict batch_finish(MessageBatch *batch);
+extern void batch_add_message(MessageBatch *batch, const StateMessage *msg);
+extern Verdict batch_finish(MessageBatch *batch, int64 *counts);
+
+/* inbox.c: the inbox's columns and its processing trigger */
+extern void inbox_map_columns(TupleDesc desc, const char *relname,
+							  int *attnos);
+extern bool inbox_is_process_function(Oid funcoid);
 
 /* store.c: the engine's tables */
-extern void store_load_clients(ClientTrack *tracks, int ntracks);
+extern void store_load_clients(ClientTrack *tracks, int ntracks,
+							   StateMessage *msgs, int *starts);
 extern void store_load_states(ClientTrack *tracks, int ntracks);
 extern int	compare_topics(const StateMessage *a, const StateMessage *b);
 extern void store_save_clients(ClientTrack *tracks, int ntracks,
-							   TimestampTz event_time,
-							   MemoryContext batch_context);
+							   TimestampTz now, MemoryContext batch_context);
 extern TupleDesc store_states_desc(void);
 extern void store_put_state(Tuplestorestate *store, TupleDesc desc,
-							StateMessage *msg);
+							StateMessage *msg, TimestampTz now);
 extern void store_write_states(TupleDesc desc,
 							   Tuplestorestate *new_states,
 							   Tuplestorestate *newer_states,

@@ -23,7 +23,40 @@
 
 #include "state_msg.h"
 
+/*
+ * The columns of state_msg.clients a batch reads and writes back, in this
+ * order (enum ClientColumn).
+ */
+#define CLIENT_COLUMNS \
+"client_id, next_serial_number, serial_epoch, serial_epoch_started," \
+" last_message_time, messages_processed, missing_serials, late_fills," \
+" duplicates, serial_resets, unserialized_messages, clock_skewed_messages," \
+" resync_requests_issued, last_resync_issued_time," \
+" last_resync_client_completed_time"
+
+typedef enum ClientColumn
+{
+	CC_CLIENT_ID,
+	CC_NEXT_SERIAL_NUMBER,
+	CC_SERIAL_EPOCH,
+	CC_SERIAL_EPOCH_STARTED,
+	CC_LAST_MESSAGE_TIME,
+	CC_MESSAGES_PROCESSED,
+	CC_MISSING_SERIALS,
+	CC_LATE_FILLS,
+	CC_DUPLICATES,
+	CC_SERIAL_RESETS,
+	CC_UNSERIALIZED_MESSAGES,
+	CC_CLOCK_SKEWED_MESSAGES,
+	CC_RESYNC_REQUESTS_ISSUED,
+	CC_LAST_RESYNC_ISSUED_TIME,
+	CC_LAST_RESYNC_COMPLETED_TIME,
+	CC_LAST_PROCESSED_TIME,		/* written, not read */
+	CC_NATTS
+} ClientColumn;
+
 /* Statements kept across calls for the life of the backend */
+static SPIPlanPtr create_clients_plan;
 static SPIPlanPtr lock_clients_plan;
 static SPIPlanPtr load_ranges_plan;
 static SPIPlanPtr update_clients_plan;
@@ -38,66 +71,79 @@ static SPIPlanPtr insert_reset_requests_plan;
 static SPIPlanPtr reject_plan;
 
 /*
- * Lock the clients, creating new ones, in one pass in input (client_id)
- * order, and read them.  The no-op update is what makes ON CONFLICT return
- * an existing row; the conflict check probes the primary key whatever the
- * table's statistics, so the lookup never degrades to a scan.
+ * Lock the chunk's clients, in client_id order, without writing a row
+ * version: first create the new ones (a row this transaction inserted is
+ * locked by it; a concurrent creator of the same client waits for it, as it
+ * would for the row lock), then lock and read all of them with FOR UPDATE,
+ * in order.  The one row version a client gets per batch is the update that
+ * writes it back.  The ids come sorted in the "C" order the key uses.
  */
-static const char *lock_clients_sql =
-"INSERT INTO state_msg.clients AS c (client_id)"
+static const char *create_clients_sql =
+"INSERT INTO state_msg.clients (client_id)"
 " SELECT id FROM pg_catalog.unnest($1::pg_catalog.text[]) AS id"
-" ON CONFLICT (client_id) DO UPDATE SET client_id = excluded.client_id"
-" RETURNING c.client_id, c.next_serial_number, c.serial_epoch,"
-" c.last_message_time, c.serial_epoch_started, c.messages_processed,"
-" c.last_resync_issued_time";
+" ON CONFLICT (client_id) DO NOTHING";
 
-static const char *load_ranges_sql =
-"SELECT client_id, first_serial, last_serial, detected_at"
-" FROM state_msg.missing_ranges"
+static const char *lock_clients_sql =
+"SELECT " CLIENT_COLUMNS " FROM state_msg.clients"
 " WHERE client_id = ANY ($1::pg_catalog.text[])"
-" ORDER BY client_id, first_serial";
+" ORDER BY client_id FOR UPDATE";
+
+/*
+ * The stored missing ranges that hold some (client_id, serial) pairs: per
+ * pair, one probe of the primary key for the last range beginning at or
+ * before the serial, kept if it reaches the serial.  In first_serial order
+ * per client, a range once per pair that meets it.
+ */
+static const char *load_ranges_sql =
+"SELECT r.client_id, r.first_serial, r.last_serial, r.detected_at"
+" FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
+" pg_catalog.unnest($2::pg_catalog.int8[])) AS p(client_id, serial)"
+" CROSS JOIN LATERAL (SELECT m.client_id, m.first_serial, m.last_serial,"
+"   m.detected_at FROM state_msg.missing_ranges m"
+"   WHERE m.client_id = p.client_id COLLATE pg_catalog.\"C\""
+"   AND m.first_serial <= p.serial"
+"   ORDER BY m.first_serial DESC LIMIT 1) AS r"
+" WHERE r.last_serial >= p.serial"
+" ORDER BY r.client_id, r.first_serial";
 
 /*
  * Write the clients back.  Every row exists (the batch locked or created
  * it), so this "upsert" always updates: written so that the primary key,
  * not a join the planner chooses from a cached plan, finds each client.
- * The counters in sm_client_updates are increments.
+ * Every value is the client's new one, computed in C under its row lock.
  */
 static const char *update_clients_sql =
-"INSERT INTO state_msg.clients AS c (client_id, next_serial_number,"
-" serial_epoch, serial_epoch_started, last_message_time, last_processed_time,"
-" messages_processed,"
-" missing_serials, late_fills, duplicates, serial_resets,"
-" unserialized_messages, last_resync_client_completed_time,"
-" last_resync_issued_time, resync_requests_issued)"
-" SELECT client_id, next_serial_number, serial_epoch, serial_epoch_started,"
-" last_message_time, pg_catalog.now(), processed, missing, late_fills, duplicates, resets,"
-" unserialized, resync_completed_at,"
-" resync_issued_at, resync_requests"
-" FROM sm_client_updates"
+"INSERT INTO state_msg.clients AS c (" CLIENT_COLUMNS ", last_processed_time)"
+" SELECT " CLIENT_COLUMNS ", last_processed_time FROM sm_client_updates"
 " ON CONFLICT (client_id) DO UPDATE SET"
 " next_serial_number = excluded.next_serial_number,"
 " serial_epoch = excluded.serial_epoch,"
 " serial_epoch_started = excluded.serial_epoch_started,"
 " last_message_time = excluded.last_message_time,"
-" last_processed_time = excluded.last_processed_time,"
-" messages_processed = c.messages_processed + excluded.messages_processed,"
-" missing_serials = c.missing_serials + excluded.missing_serials,"
-" late_fills = c.late_fills + excluded.late_fills,"
-" duplicates = c.duplicates + excluded.duplicates,"
-" serial_resets = c.serial_resets + excluded.serial_resets,"
-" unserialized_messages = c.unserialized_messages + excluded.unserialized_messages,"
-" last_resync_client_completed_time = COALESCE("
-"   excluded.last_resync_client_completed_time,"
-"   c.last_resync_client_completed_time),"
-" last_resync_issued_time = COALESCE(excluded.last_resync_issued_time,"
-"   c.last_resync_issued_time),"
-" resync_requests_issued = c.resync_requests_issued"
-"   + excluded.resync_requests_issued";
+" messages_processed = excluded.messages_processed,"
+" missing_serials = excluded.missing_serials,"
+" late_fills = excluded.late_fills,"
+" duplicates = excluded.duplicates,"
+" serial_resets = excluded.serial_resets,"
+" unserialized_messages = excluded.unserialized_messages,"
+" clock_skewed_messages = excluded.clock_skewed_messages,"
+" resync_requests_issued = excluded.resync_requests_issued,"
+" last_resync_issued_time = excluded.last_resync_issued_time,"
+" last_resync_client_completed_time = excluded.last_resync_client_completed_time,"
+" last_processed_time = excluded.last_processed_time";
 
+/*
+ * Delete the stored ranges of some clients whose first_serial lies in a key
+ * interval [lo, hi] (one row, those below a resync answer, or all of a
+ * reset client's): a primary key range scan per interval.
+ */
 static const char *delete_ranges_sql =
-"DELETE FROM state_msg.missing_ranges"
-" WHERE client_id = ANY ($1::pg_catalog.text[])";
+"DELETE FROM state_msg.missing_ranges m"
+" USING ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
+" pg_catalog.unnest($2::pg_catalog.int8[]),"
+" pg_catalog.unnest($3::pg_catalog.int8[])) AS d(client_id, lo, hi)"
+" WHERE m.client_id = d.client_id COLLATE pg_catalog.\"C\""
+" AND m.first_serial >= d.lo AND m.first_serial <= d.hi";
 
 static const char *insert_ranges_sql =
 "INSERT INTO state_msg.missing_ranges"
@@ -109,16 +155,16 @@ static const char *insert_ranges_sql =
 /*
  * The chunk's new states, from sm_states: plain inserts for topics with no
  * state yet; an upsert keeping the newer of each message and the stored
- * state (by (epoch, serial) when both have a serial, else by message time:
- * batch.c's is_newer() is the same rule); and an upsert replacing what
- * batch.c decided against the stored rows.
+ * state (the newest-state rule of current_state.c, through
+ * state_msg.is_newer_state()); and an upsert replacing what the fold
+ * decided against the stored rows.
  */
 #define INSERT_STATES \
 "INSERT INTO state_msg.client_state AS s" \
 " (client_id, topic_type, topic_id, topic_id_type, state_id, criticality," \
 " serial_number, serial_epoch, message_time, processed_at, user_params, source)" \
 " SELECT client_id, topic_type, topic_id, topic_id_type, state_id, criticality," \
-" serial_number, serial_epoch, message_time, pg_catalog.now(), user_params, source" \
+" serial_number, serial_epoch, message_time, processed_at, user_params, source" \
 " FROM sm_states"
 #define ON_CONFLICT_REPLACE_STATE \
 " ON CONFLICT (client_id, topic_type, topic_id) DO UPDATE SET" \
@@ -131,23 +177,24 @@ static const char *insert_ranges_sql =
 static const char *insert_states_sql = INSERT_STATES;
 
 static const char *upsert_states_sql = INSERT_STATES ON_CONFLICT_REPLACE_STATE
-" WHERE CASE WHEN s.serial_number IS NULL OR excluded.serial_number IS NULL"
-"   THEN excluded.message_time >= s.message_time"
-"   ELSE (excluded.serial_epoch, excluded.serial_number)"
-"      > (s.serial_epoch, s.serial_number) END";
+" WHERE state_msg.is_newer_state(excluded.serial_number, excluded.serial_epoch,"
+"   excluded.message_time, excluded.processed_at, s.serial_number,"
+"   s.serial_epoch, s.message_time, s.processed_at)";
 
 static const char *replace_states_sql = INSERT_STATES ON_CONFLICT_REPLACE_STATE;
 
 /* The current state of some clients (planned for each call) */
 static const char *load_states_sql =
 "SELECT client_id, topic_type, topic_id, serial_number, serial_epoch,"
-" message_time"
+" message_time, processed_at"
 " FROM state_msg.client_state WHERE client_id = ANY ($1::pg_catalog.text[])";
 
+/* Complete the stored open requests of some clients, each at its time */
 static const char *complete_requests_sql =
-"UPDATE state_msg.resync_requests"
-" SET completed_at = GREATEST($2, issued_at + interval '1 microsecond')"
-" WHERE client_id = ANY ($1::pg_catalog.text[]) AND completed_at IS NULL";
+"UPDATE state_msg.resync_requests r SET completed_at = c.completed_at"
+" FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
+" pg_catalog.unnest($2::pg_catalog.timestamptz[])) AS c(client_id, completed_at)"
+" WHERE r.client_id = c.client_id AND r.completed_at IS NULL";
 
 static const char *insert_reset_requests_sql =
 "INSERT INTO state_msg.resync_requests (client_id, reason, issued_at, completed_at)"
@@ -157,23 +204,27 @@ static const char *insert_reset_requests_sql =
 " pg_catalog.unnest($3::pg_catalog.timestamptz[])) AS r(id, issued, completed)";
 
 static const char *reject_sql =
-"INSERT INTO state_msg.rejected_messages (reason, sqlstate, row_number,"
-" client_id, serial_number, topic_type, topic_id, topic_id_type, state_id,"
-" criticality, message_time, user_params, source)"
-" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+"INSERT INTO state_msg.rejected_messages (rejected_at, reason, sqlstate,"
+" row_number, client_id, serial_number, topic_type, topic_id, topic_id_type,"
+" state_id, criticality, message_time, user_params, source)"
+" VALUES ($14, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
 /*
  * Prepare sql once per backend and keep the plan.  Statements get a generic
  * plan (they are simple, and planning one for every call of a batch-sized
- * array parameter would cost more than it saves), except reads of tables
- * that may grow by orders of magnitude in a session: load_states_sql and
- * load_ranges_sql are planned for each call, against the tables' current
- * size.
+ * array parameter would cost more than it saves), except those that search
+ * tables that may grow by orders of magnitude in a session:
+ * lock_clients_sql, load_states_sql, load_ranges_sql and delete_ranges_sql
+ * are planned for each call, against the tables' current size.  (A generic
+ * plan made while missing_ranges is small scans it, and would go on
+ * scanning it as it grows.)
  */
 static SPIPlanPtr
 keep_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 {
-	int			options = (sql == load_states_sql || sql == load_ranges_sql) ?
+	int			options = (sql == load_states_sql || sql == load_ranges_sql ||
+						   sql == lock_clients_sql ||
+						   sql == delete_ranges_sql) ?
 		CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN;
 
 	if (*plan == NULL)
@@ -284,53 +335,111 @@ find_track(ClientTrack *tracks, int ntracks, const char *client_id)
 	return NULL;				/* keep compiler quiet */
 }
 
-/*
- * Lock the chunk's clients (creating new ones) in client_id order and read
- * their serial state, then their missing ranges.
- */
-void
-store_load_clients(ClientTrack *tracks, int ntracks)
+/* Column col (enum ClientColumn) of a clients row, or *isnull */
+static Datum
+client_value(HeapTuple tuple, TupleDesc desc, ClientColumn col, bool *isnull)
 {
-	Oid			argtypes[] = {TEXTARRAYOID};
-	char	  **ids = palloc(ntracks * sizeof(char *));
-	Datum		arg;
+	return SPI_getbinval(tuple, desc, col + 1, isnull);
+}
 
-	for (int i = 0; i < ntracks; i++)
-		ids[i] = tracks[i].client_id;
-	arg = text_array(ids, ntracks);
+/* A timestamptz column that may be NULL */
+static void
+read_time(HeapTuple tuple, TupleDesc desc, ClientColumn col,
+		  TimestampTz *value, bool *present)
+{
+	bool		isnull;
+	Datum		d = client_value(tuple, desc, col, &isnull);
 
-	run_plan(&lock_clients_plan, lock_clients_sql, 1, argtypes, &arg, NULL,
-			 SPI_OK_INSERT_RETURNING);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	*present = !isnull;
+	*value = isnull ? 0 : DatumGetTimestampTz(d);
+}
+
+/* A counter column (never NULL) */
+static int64
+read_counter(HeapTuple tuple, TupleDesc desc, ClientColumn col)
+{
+	bool		isnull;
+
+	return DatumGetInt64(client_value(tuple, desc, col, &isnull));
+}
+
+/* Fill the track of one locked clients row */
+static void
+read_client(HeapTuple tuple, TupleDesc desc, ClientTrack *tracks, int ntracks)
+{
+	bool		isnull;
+	ClientTrack *t;
+	Datum		d;
+
+	t = find_track(tracks, ntracks,
+				   TextDatumGetCString(client_value(tuple, desc, CC_CLIENT_ID,
+													&isnull)));
+	d = client_value(tuple, desc, CC_NEXT_SERIAL_NUMBER, &isnull);
+	t->has_baseline = !isnull;
+	t->next_serial = isnull ? 0 : DatumGetInt64(d);
+	t->serial_epoch = read_counter(tuple, desc, CC_SERIAL_EPOCH);
+	read_time(tuple, desc, CC_SERIAL_EPOCH_STARTED,
+			  &t->epoch_started, &t->has_epoch_started);
+	read_time(tuple, desc, CC_LAST_MESSAGE_TIME,
+			  &t->last_message_time, &t->has_last_message_time);
+	t->counts.messages_processed = read_counter(tuple, desc, CC_MESSAGES_PROCESSED);
+	t->counts.missing_serials = read_counter(tuple, desc, CC_MISSING_SERIALS);
+	t->counts.late_fills = read_counter(tuple, desc, CC_LATE_FILLS);
+	t->counts.duplicates = read_counter(tuple, desc, CC_DUPLICATES);
+	t->counts.serial_resets = read_counter(tuple, desc, CC_SERIAL_RESETS);
+	t->counts.unserialized_messages =
+		read_counter(tuple, desc, CC_UNSERIALIZED_MESSAGES);
+	t->counts.clock_skewed_messages =
+		read_counter(tuple, desc, CC_CLOCK_SKEWED_MESSAGES);
+	t->counts.resync_requests_issued =
+		read_counter(tuple, desc, CC_RESYNC_REQUESTS_ISSUED);
+	read_time(tuple, desc, CC_LAST_RESYNC_ISSUED_TIME,
+			  &t->last_issued, &t->has_last_issued);
+	read_time(tuple, desc, CC_LAST_RESYNC_COMPLETED_TIME,
+			  &t->last_completed, &t->has_last_completed);
+	t->is_new = (t->counts.messages_processed == 0);
+}
+
+/*
+ * Read the stored missing ranges that the chunk's messages can meet: for
+ * each serial serials_to_probe() names, the range holding it, if any.
+ * msgs holds the chunk's messages, tracks[k]'s from starts[k] to
+ * starts[k + 1].  A client's other ranges stay unread however many there
+ * are: what a batch reads and writes follows its messages, not the
+ * client's history.
+ */
+static void
+store_load_ranges(ClientTrack *tracks, int ntracks, StateMessage *msgs,
+				  int *starts)
+{
+	Oid			argtypes[] = {TEXTARRAYOID, INT8ARRAYOID};
+	int			nmsgs = starts[ntracks] - starts[0];
+	char	  **ids = palloc(Max(nmsgs, 1) * sizeof(char *));
+	int64	   *serials = palloc(Max(nmsgs, 1) * sizeof(int64));
+	Datum	   *serial_datums;
+	Datum		args[2];
+	int			nprobes = 0;
+
+	for (int k = 0; k < ntracks; k++)
 	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *id = TextDatumGetCString(SPI_getbinval(tuple, desc, 1, &isnull));
-		ClientTrack *t = find_track(tracks, ntracks, id);
-		Datum		d;
+		int			n = serials_to_probe(&tracks[k], &msgs[starts[k]],
+										 starts[k + 1] - starts[k],
+										 &serials[nprobes]);
 
-		d = SPI_getbinval(tuple, desc, 2, &isnull);
-		t->has_baseline = !isnull;
-		t->next_serial = isnull ? 0 : DatumGetInt64(d);
-		t->serial_epoch = DatumGetInt32(SPI_getbinval(tuple, desc, 3, &isnull));
-		d = SPI_getbinval(tuple, desc, 4, &isnull);
-		t->has_last_message_time = !isnull;
-		t->last_message_time = isnull ? 0 : DatumGetTimestampTz(d);
-		d = SPI_getbinval(tuple, desc, 5, &isnull);
-		t->has_epoch_started = !isnull;
-		t->epoch_started = isnull ? 0 : DatumGetTimestampTz(d);
-		t->is_new = DatumGetInt64(SPI_getbinval(tuple, desc, 6, &isnull)) == 0;
-		d = SPI_getbinval(tuple, desc, 7, &isnull);
-		t->has_last_issued = !isnull;
-		t->last_issued = isnull ? 0 : DatumGetTimestampTz(d);
+		for (int j = 0; j < n; j++)
+			ids[nprobes++] = tracks[k].client_id;
 	}
-	if (SPI_processed != (uint64) ntracks)
-		elog(ERROR, "locked %llu clients of %d",
-			 (unsigned long long) SPI_processed, ntracks);
-	SPI_freetuptable(SPI_tuptable);
+	if (nprobes == 0)
+		return;
 
-	run_plan(&load_ranges_plan, load_ranges_sql, 1, argtypes, &arg, NULL,
+	serial_datums = palloc(nprobes * sizeof(Datum));
+	for (int i = 0; i < nprobes; i++)
+		serial_datums[i] = Int64GetDatum(serials[i]);
+	args[0] = text_array(ids, nprobes);
+	args[1] = PointerGetDatum(construct_array(serial_datums, nprobes, INT8OID,
+											  8, FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	run_plan(&load_ranges_plan, load_ranges_sql, 2, argtypes, args, NULL,
 			 SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -347,11 +456,43 @@ store_load_clients(ClientTrack *tracks, int ntracks)
 	SPI_freetuptable(SPI_tuptable);
 }
 
-/* The descriptor of sm_states rows: the columns of upsert_states_sql */
+/*
+ * Lock the chunk's clients (creating new ones) in client_id order and read
+ * their serial state, then the missing ranges their messages (msgs, see
+ * store_load_ranges()) can meet.
+ */
+void
+store_load_clients(ClientTrack *tracks, int ntracks, StateMessage *msgs,
+				   int *starts)
+{
+	Oid			argtypes[] = {TEXTARRAYOID};
+	char	  **ids = palloc(ntracks * sizeof(char *));
+	Datum		arg;
+
+	for (int i = 0; i < ntracks; i++)
+		ids[i] = tracks[i].client_id;
+	arg = text_array(ids, ntracks);
+
+	run_plan(&create_clients_plan, create_clients_sql, 1, argtypes, &arg, NULL,
+			 SPI_OK_INSERT);
+	run_plan(&lock_clients_plan, lock_clients_sql, 1, argtypes, &arg, NULL,
+			 SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		read_client(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+					tracks, ntracks);
+	if (SPI_processed != (uint64) ntracks)
+		elog(ERROR, "locked %llu clients of %d",
+			 (unsigned long long) SPI_processed, ntracks);
+	SPI_freetuptable(SPI_tuptable);
+
+	store_load_ranges(tracks, ntracks, msgs, starts);
+}
+
+/* The descriptor of sm_states rows: the columns of INSERT_STATES */
 TupleDesc
 store_states_desc(void)
 {
-	TupleDesc	desc = CreateTemplateTupleDesc(11);
+	TupleDesc	desc = CreateTemplateTupleDesc(12);
 
 	TupleDescInitEntry(desc, 1, "client_id", TEXTOID, -1, 0);
 	TupleDescInitEntry(desc, 2, "topic_type", INT4OID, -1, 0);
@@ -360,19 +501,21 @@ store_states_desc(void)
 	TupleDescInitEntry(desc, 5, "state_id", INT4OID, -1, 0);
 	TupleDescInitEntry(desc, 6, "criticality", INT4OID, -1, 0);
 	TupleDescInitEntry(desc, 7, "serial_number", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, 8, "serial_epoch", INT4OID, -1, 0);
+	TupleDescInitEntry(desc, 8, "serial_epoch", INT8OID, -1, 0);
 	TupleDescInitEntry(desc, 9, "message_time", TIMESTAMPTZOID, -1, 0);
-	TupleDescInitEntry(desc, 10, "user_params", TEXTARRAYOID, -1, 0);
-	TupleDescInitEntry(desc, 11, "source", TEXTOID, -1, 0);
+	TupleDescInitEntry(desc, 10, "processed_at", TIMESTAMPTZOID, -1, 0);
+	TupleDescInitEntry(desc, 11, "user_params", TEXTARRAYOID, -1, 0);
+	TupleDescInitEntry(desc, 12, "source", TEXTOID, -1, 0);
 	return desc;
 }
 
-/* Add msg as its topic's newest state to the sm_states rows */
+/* Add msg, processed at now, as its topic's newest state to sm_states */
 void
-store_put_state(Tuplestorestate *store, TupleDesc desc, StateMessage *msg)
+store_put_state(Tuplestorestate *store, TupleDesc desc, StateMessage *msg,
+				TimestampTz now)
 {
-	Datum		v[11];
-	bool		n[11] = {false};
+	Datum		v[12];
+	bool		n[12] = {false};
 
 	v[0] = CStringGetTextDatum(msg->client_id);
 	v[1] = Int32GetDatum(msg->topic_type);
@@ -382,206 +525,285 @@ store_put_state(Tuplestorestate *store, TupleDesc desc, StateMessage *msg)
 	v[5] = Int32GetDatum(msg->criticality);
 	v[6] = Int64GetDatum(msg->serial_number);
 	n[6] = !msg->has_serial;
-	v[7] = Int32GetDatum(msg->serial_epoch);
+	v[7] = Int64GetDatum(msg->serial_epoch);
 	v[8] = TimestampTzGetDatum(msg->message_time);
-	v[9] = msg->user_params;
-	n[9] = (msg->user_params == (Datum) 0);
-	v[10] = CStringGetTextDatum(msg->source);
+	v[9] = TimestampTzGetDatum(now);
+	v[10] = msg->user_params;
+	n[10] = (msg->user_params == (Datum) 0);
+	v[11] = CStringGetTextDatum(msg->source);
 	tuplestore_putvalues(store, desc, v, n);
 }
 
-/* The descriptor of sm_client_updates rows: see update_clients_sql */
+/* The descriptor of sm_client_updates rows: enum ClientColumn */
 static TupleDesc
 client_updates_desc(void)
 {
-	TupleDesc	desc = CreateTemplateTupleDesc(14);
+	TupleDesc	desc = CreateTemplateTupleDesc(CC_NATTS);
+	static const struct
+	{
+		const char *name;
+		Oid			type;
+	}			columns[CC_NATTS] = {
+		[CC_CLIENT_ID] = {"client_id", TEXTOID},
+		[CC_NEXT_SERIAL_NUMBER] = {"next_serial_number", INT8OID},
+		[CC_SERIAL_EPOCH] = {"serial_epoch", INT8OID},
+		[CC_SERIAL_EPOCH_STARTED] = {"serial_epoch_started", TIMESTAMPTZOID},
+		[CC_LAST_MESSAGE_TIME] = {"last_message_time", TIMESTAMPTZOID},
+		[CC_MESSAGES_PROCESSED] = {"messages_processed", INT8OID},
+		[CC_MISSING_SERIALS] = {"missing_serials", INT8OID},
+		[CC_LATE_FILLS] = {"late_fills", INT8OID},
+		[CC_DUPLICATES] = {"duplicates", INT8OID},
+		[CC_SERIAL_RESETS] = {"serial_resets", INT8OID},
+		[CC_UNSERIALIZED_MESSAGES] = {"unserialized_messages", INT8OID},
+		[CC_CLOCK_SKEWED_MESSAGES] = {"clock_skewed_messages", INT8OID},
+		[CC_RESYNC_REQUESTS_ISSUED] = {"resync_requests_issued", INT8OID},
+		[CC_LAST_RESYNC_ISSUED_TIME] = {"last_resync_issued_time", TIMESTAMPTZOID},
+		[CC_LAST_RESYNC_COMPLETED_TIME] = {"last_resync_client_completed_time", TIMESTAMPTZOID},
+		[CC_LAST_PROCESSED_TIME] = {"last_processed_time", TIMESTAMPTZOID},
+	};
 
-	TupleDescInitEntry(desc, 1, "client_id", TEXTOID, -1, 0);
-	TupleDescInitEntry(desc, 2, "next_serial_number", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, 3, "serial_epoch", INT4OID, -1, 0);
-	TupleDescInitEntry(desc, 4, "last_message_time", TIMESTAMPTZOID, -1, 0);
-	TupleDescInitEntry(desc, 5, "processed", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, 6, "missing", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, 7, "late_fills", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, 8, "duplicates", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, 9, "resets", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, 10, "unserialized", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, 11, "resync_completed_at", TIMESTAMPTZOID, -1, 0);
-	TupleDescInitEntry(desc, 12, "resync_issued_at", TIMESTAMPTZOID, -1, 0);
-	TupleDescInitEntry(desc, 13, "serial_epoch_started", TIMESTAMPTZOID, -1, 0);
-	TupleDescInitEntry(desc, 14, "resync_requests", INT8OID, -1, 0);
+	for (int i = 0; i < CC_NATTS; i++)
+		TupleDescInitEntry(desc, i + 1, columns[i].name, columns[i].type, -1, 0);
 	return desc;
 }
 
-/*
- * Write the tracks back: clients, missing ranges, resync requests.
- * event_time is the clock once the chunk's clients were locked: the time of
- * the resync completions and reset requests it processed.
- */
-void
-store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz event_time,
-				   MemoryContext batch_context)
+/* Add a client's new row, as tracked, to the sm_client_updates rows */
+static void
+put_client(Tuplestorestate *store, TupleDesc desc, ClientTrack *t,
+		   TimestampTz now)
+{
+	Datum		v[CC_NATTS];
+	bool		n[CC_NATTS] = {false};
+
+	v[CC_CLIENT_ID] = CStringGetTextDatum(t->client_id);
+	v[CC_NEXT_SERIAL_NUMBER] = Int64GetDatum(t->next_serial);
+	n[CC_NEXT_SERIAL_NUMBER] = !t->has_baseline;
+	v[CC_SERIAL_EPOCH] = Int64GetDatum(t->serial_epoch);
+	v[CC_SERIAL_EPOCH_STARTED] = TimestampTzGetDatum(t->epoch_started);
+	n[CC_SERIAL_EPOCH_STARTED] = !t->has_epoch_started;
+	v[CC_LAST_MESSAGE_TIME] = TimestampTzGetDatum(t->last_message_time);
+	n[CC_LAST_MESSAGE_TIME] = !t->has_last_message_time;
+	v[CC_MESSAGES_PROCESSED] = Int64GetDatum(t->counts.messages_processed);
+	v[CC_MISSING_SERIALS] = Int64GetDatum(t->counts.missing_serials);
+	v[CC_LATE_FILLS] = Int64GetDatum(t->counts.late_fills);
+	v[CC_DUPLICATES] = Int64GetDatum(t->counts.duplicates);
+	v[CC_SERIAL_RESETS] = Int64GetDatum(t->counts.serial_resets);
+	v[CC_UNSERIALIZED_MESSAGES] = Int64GetDatum(t->counts.unserialized_messages);
+	v[CC_CLOCK_SKEWED_MESSAGES] = Int64GetDatum(t->counts.clock_skewed_messages);
+	v[CC_RESYNC_REQUESTS_ISSUED] = Int64GetDatum(t->counts.resync_requests_issued);
+	v[CC_LAST_RESYNC_ISSUED_TIME] = TimestampTzGetDatum(t->last_issued);
+	n[CC_LAST_RESYNC_ISSUED_TIME] = !t->has_last_issued;
+	v[CC_LAST_RESYNC_COMPLETED_TIME] = TimestampTzGetDatum(t->last_completed);
+	n[CC_LAST_RESYNC_COMPLETED_TIME] = !t->has_last_completed;
+	v[CC_LAST_PROCESSED_TIME] = TimestampTzGetDatum(now);
+	tuplestore_putvalues(store, desc, v, n);
+}
+
+/* Write the clients' rows back, as tracked */
+static void
+save_client_rows(ClientTrack *tracks, int ntracks, TimestampTz now,
+				 MemoryContext batch_context)
 {
 	TupleDesc	desc = client_updates_desc();
 	Tuplestorestate *store = tuplestore_begin_heap(false, false, work_mem);
-	char	  **changed = palloc(ntracks * sizeof(char *));
-	char	  **completed = palloc(ntracks * sizeof(char *));
-	char	  **reset;
-	int64		nreset_requests = 0;
-	Datum	   *reset_issued;
-	Datum	   *reset_completed;
-	bool	   *reset_completed_null;
-	int			nchanged = 0,
-				ncompleted = 0,
-				nreset = 0,
-				nranges = 0;
 
 	for (int i = 0; i < ntracks; i++)
-		nreset_requests += tracks[i].resets;
-	reset = palloc(Max(nreset_requests, 1) * sizeof(char *));
-	reset_issued = palloc(Max(nreset_requests, 1) * sizeof(Datum));
-	reset_completed = palloc(Max(nreset_requests, 1) * sizeof(Datum));
-	reset_completed_null = palloc(Max(nreset_requests, 1) * sizeof(bool));
-
-	for (int i = 0; i < ntracks; i++)
-	{
-		ClientTrack *t = &tracks[i];
-		Datum		v[14];
-		bool		n[14] = {false};
-		TimestampTz completed_time = event_time;
-		TimestampTz open_issue_time = event_time;
-
-		/*
-		 * Issue and completion times must order as the events did, for the
-		 * monitoring queries compare them.  A completion is never dated
-		 * before the issue it answers (run_resync_check() may have dated
-		 * one ahead, as of a later time); the requests of resets after it
-		 * are issued a microsecond later still.
-		 */
-		if (t->has_last_issued && t->last_issued >= completed_time)
-			completed_time = t->last_issued + 1;
-		if (t->resync_completed)
-			open_issue_time = completed_time + 1;
-
-		v[0] = CStringGetTextDatum(t->client_id);
-		v[1] = Int64GetDatum(t->next_serial);
-		n[1] = !t->has_baseline;
-		v[2] = Int32GetDatum(t->serial_epoch);
-		v[3] = TimestampTzGetDatum(t->last_message_time);
-		n[3] = !t->has_last_message_time;
-		v[4] = Int64GetDatum(t->processed);
-		v[5] = Int64GetDatum(t->missing);
-		v[6] = Int64GetDatum(t->late_fills);
-		v[7] = Int64GetDatum(t->duplicates);
-		v[8] = Int64GetDatum(t->resets);
-		v[9] = Int64GetDatum(t->unserialized);
-		v[10] = TimestampTzGetDatum(completed_time);
-		n[10] = !t->resync_completed;
-		v[11] = TimestampTzGetDatum(t->resets > t->resets_completed ?
-									open_issue_time : event_time);
-		n[11] = (t->resets == 0);
-		v[12] = TimestampTzGetDatum(t->epoch_started);
-		n[12] = !t->has_epoch_started;
-		v[13] = Int64GetDatum(t->resets);
-		tuplestore_putvalues(store, desc, v, n);
-
-		if (t->ranges_changed)
-		{
-			changed[nchanged++] = t->client_id;
-			nranges += t->nranges;
-		}
-		if (t->resync_completed)
-			completed[ncompleted++] = t->client_id;
-
-		/* one request per reset; those before the last completion are done */
-		for (int64 r = 0; r < t->resets; r++, nreset++)
-		{
-			bool		done = r < t->resets_completed;
-
-			reset[nreset] = t->client_id;
-			reset_issued[nreset] =
-				TimestampTzGetDatum(done ? event_time : open_issue_time);
-			reset_completed[nreset] = TimestampTzGetDatum(completed_time);
-			reset_completed_null[nreset] = !done;
-		}
-	}
+		put_client(store, desc, &tracks[i], now);
 	run_plan_with_rows(&update_clients_plan, update_clients_sql,
 					   "sm_client_updates", desc, store, SPI_OK_INSERT,
 					   batch_context);
 	tuplestore_end(store);
+}
 
-	if (nchanged > 0)
+/*
+ * Write the chunk's resync events: the completion of each client's stored
+ * open requests, and the requests its resets issued (completed or not).
+ */
+static void
+save_resync_events(ClientTrack *tracks, int ntracks)
+{
+	int			ncompleted = 0,
+				nrequests = 0;
+	char	  **completed_ids = palloc(ntracks * sizeof(char *));
+	Datum	   *completed_at = palloc(ntracks * sizeof(Datum));
+
+	for (int i = 0; i < ntracks; i++)
 	{
-		Oid			argtypes[] = {TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-		TIMESTAMPTZARRAYOID};
-		Datum		args[4];
-		char	  **ids = palloc(Max(nranges, 1) * sizeof(char *));
-		Datum	   *firsts = palloc(Max(nranges, 1) * sizeof(Datum));
-		Datum	   *lasts = palloc(Max(nranges, 1) * sizeof(Datum));
-		Datum	   *times = palloc(Max(nranges, 1) * sizeof(Datum));
-		int			k = 0;
-
-		args[0] = text_array(changed, nchanged);
-		run_plan(&delete_ranges_plan, delete_ranges_sql, 1, argtypes, args,
-				 NULL, SPI_OK_DELETE);
-
-		for (int i = 0; i < ntracks; i++)
+		if (tracks[i].completes_stored)
 		{
-			if (!tracks[i].ranges_changed)
-				continue;
-			for (int r = 0; r < tracks[i].nranges; r++, k++)
-			{
-				ids[k] = tracks[i].client_id;
-				firsts[k] = Int64GetDatum(tracks[i].ranges[r].first_serial);
-				lasts[k] = Int64GetDatum(tracks[i].ranges[r].last_serial);
-				times[k] = TimestampTzGetDatum(tracks[i].ranges[r].detected_at);
-			}
+			completed_ids[ncompleted] = tracks[i].client_id;
+			completed_at[ncompleted++] =
+				TimestampTzGetDatum(tracks[i].stored_completed_at);
 		}
-		if (nranges > 0)
-		{
-			args[0] = text_array(ids, nranges);
-			args[1] = PointerGetDatum(construct_array(firsts, nranges, INT8OID,
-													  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			args[2] = PointerGetDatum(construct_array(lasts, nranges, INT8OID,
-													  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			args[3] = PointerGetDatum(construct_array(times, nranges, TIMESTAMPTZOID,
-													  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			run_plan(&insert_ranges_plan, insert_ranges_sql, 4, argtypes, args,
-					 NULL, SPI_OK_INSERT);
-		}
+		nrequests += tracks[i].nreset_requests;
 	}
 
 	if (ncompleted > 0)
 	{
-		Oid			argtypes[] = {TEXTARRAYOID, TIMESTAMPTZOID};
+		Oid			argtypes[] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID};
 		Datum		args[2];
 
-		args[0] = text_array(completed, ncompleted);
-		args[1] = TimestampTzGetDatum(event_time);
+		args[0] = text_array(completed_ids, ncompleted);
+		args[1] = PointerGetDatum(construct_array(completed_at, ncompleted,
+												  TIMESTAMPTZOID, 8,
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		run_plan(&complete_requests_plan, complete_requests_sql, 2, argtypes,
 				 args, NULL, SPI_OK_UPDATE);
 	}
 
-	if (nreset > 0)
+	if (nrequests > 0)
 	{
 		Oid			argtypes[] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID,
 		TIMESTAMPTZARRAYOID};
 		Datum		args[3];
-		int			dims[1] = {nreset};
+		char	  **ids = palloc(nrequests * sizeof(char *));
+		Datum	   *issued = palloc(nrequests * sizeof(Datum));
+		Datum	   *completed = palloc(nrequests * sizeof(Datum));
+		bool	   *completed_null = palloc(nrequests * sizeof(bool));
+		int			dims[1] = {nrequests};
 		int			lbs[1] = {1};
+		int			k = 0;
 
-		args[0] = text_array(reset, nreset);
-		args[1] = PointerGetDatum(construct_array(reset_issued, nreset,
+		for (int i = 0; i < ntracks; i++)
+		{
+			for (int r = 0; r < tracks[i].nreset_requests; r++, k++)
+			{
+				ResetRequest *request = &tracks[i].reset_requests[r];
+
+				ids[k] = tracks[i].client_id;
+				issued[k] = TimestampTzGetDatum(request->issued_at);
+				completed[k] = TimestampTzGetDatum(request->completed_at);
+				completed_null[k] = !request->completed;
+			}
+		}
+		args[0] = text_array(ids, nrequests);
+		args[1] = PointerGetDatum(construct_array(issued, nrequests,
 												  TIMESTAMPTZOID, 8,
 												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[2] = PointerGetDatum(construct_md_array(reset_completed,
-													 reset_completed_null, 1,
-													 dims, lbs, TIMESTAMPTZOID,
-													 8, FLOAT8PASSBYVAL,
+		args[2] = PointerGetDatum(construct_md_array(completed, completed_null,
+													 1, dims, lbs,
+													 TIMESTAMPTZOID, 8,
+													 FLOAT8PASSBYVAL,
 													 TYPALIGN_DOUBLE));
 		run_plan(&insert_reset_requests_plan, insert_reset_requests_sql, 3,
 				 argtypes, args, NULL, SPI_OK_INSERT);
 	}
+}
+
+/*
+ * Write back what changed in the tracks' missing ranges: one delete of the
+ * stored rows that changed or went (by key intervals: one row, the rows
+ * below a resync answer, or all of a reset client's), then one insert of
+ * the ranges not stored.  A range that changed is deleted and inserted
+ * again; unchanged ranges are not touched.
+ */
+static void
+store_save_ranges(ClientTrack *tracks, int ntracks)
+{
+	Oid			argtypes[] = {TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+	TIMESTAMPTZARRAYOID};
+	Datum		args[4];
+	char	  **ids;
+	Datum	   *firsts;
+	Datum	   *lasts;
+	Datum	   *times;
+	int			ndeletes = 0,
+				ninserts = 0,
+				k = 0;
+
+	for (int i = 0; i < ntracks; i++)
+	{
+		ClientTrack *t = &tracks[i];
+
+		if (!t->ranges_changed)
+			continue;
+		ndeletes += t->drop_stored ? 1 : (t->drop_below > 0) + t->ndropped;
+		for (int r = 0; r < t->nranges; r++)
+			ninserts += !t->ranges[r].stored;
+	}
+	ids = palloc(Max(Max(ndeletes, ninserts), 1) * sizeof(char *));
+	firsts = palloc(Max(Max(ndeletes, ninserts), 1) * sizeof(Datum));
+	lasts = palloc(Max(Max(ndeletes, ninserts), 1) * sizeof(Datum));
+	times = palloc(Max(ninserts, 1) * sizeof(Datum));
+
+	if (ndeletes > 0)
+	{
+		for (int i = 0; i < ntracks; i++)
+		{
+			ClientTrack *t = &tracks[i];
+
+			if (!t->ranges_changed)
+				continue;
+			if (t->drop_stored || t->drop_below > 0)
+			{
+				ids[k] = t->client_id;
+				firsts[k] = Int64GetDatum(PG_INT64_MIN);
+				lasts[k++] = Int64GetDatum(t->drop_stored ? PG_INT64_MAX :
+										   t->drop_below - 1);
+			}
+			if (t->drop_stored)
+				continue;
+			for (int r = 0; r < t->ndropped; r++, k++)
+			{
+				ids[k] = t->client_id;
+				firsts[k] = lasts[k] = Int64GetDatum(t->dropped[r]);
+			}
+		}
+		Assert(k == ndeletes);
+		args[0] = text_array(ids, ndeletes);
+		args[1] = PointerGetDatum(construct_array(firsts, ndeletes, INT8OID,
+												  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[2] = PointerGetDatum(construct_array(lasts, ndeletes, INT8OID,
+												  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		run_plan(&delete_ranges_plan, delete_ranges_sql, 3, argtypes, args,
+				 NULL, SPI_OK_DELETE);
+	}
+
+	if (ninserts > 0)
+	{
+		k = 0;
+		for (int i = 0; i < ntracks; i++)
+		{
+			ClientTrack *t = &tracks[i];
+
+			if (!t->ranges_changed)
+				continue;
+			for (int r = 0; r < t->nranges; r++)
+			{
+				MissingRange *range = &t->ranges[r];
+
+				if (range->stored)
+					continue;
+				ids[k] = t->client_id;
+				firsts[k] = Int64GetDatum(range->first_serial);
+				lasts[k] = Int64GetDatum(range->last_serial);
+				times[k++] = TimestampTzGetDatum(range->detected_at);
+			}
+		}
+		Assert(k == ninserts);
+		args[0] = text_array(ids, ninserts);
+		args[1] = PointerGetDatum(construct_array(firsts, ninserts, INT8OID,
+												  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[2] = PointerGetDatum(construct_array(lasts, ninserts, INT8OID,
+												  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[3] = PointerGetDatum(construct_array(times, ninserts, TIMESTAMPTZOID,
+												  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		run_plan(&insert_ranges_plan, insert_ranges_sql, 4, argtypes, args,
+				 NULL, SPI_OK_INSERT);
+	}
+}
+
+/*
+ * Write the tracks back: clients, missing ranges, resync requests.  now is
+ * the chunk's engine clock, the clients' last processing time.
+ */
+void
+store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz now,
+				   MemoryContext batch_context)
+{
+	save_client_rows(tracks, ntracks, now, batch_context);
+	store_save_ranges(tracks, ntracks);
+	save_resync_events(tracks, ntracks);
 }
 
 /*
@@ -666,8 +888,10 @@ store_load_states(ClientTrack *tracks, int ntracks)
 		d = SPI_getbinval(tuple, desc, 4, &isnull);
 		m->has_serial = !isnull;
 		m->serial_number = isnull ? 0 : DatumGetInt64(d);
-		m->serial_epoch = DatumGetInt32(SPI_getbinval(tuple, desc, 5, &isnull));
+		m->serial_epoch = DatumGetInt64(SPI_getbinval(tuple, desc, 5, &isnull));
 		m->message_time = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 6, &isnull));
+		m->effective_time = sm_effective_time(m->message_time,
+											  DatumGetTimestampTz(SPI_getbinval(tuple, desc, 7, &isnull)));
 		m->row_number = 0;		/* before every message of the batch */
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -695,9 +919,9 @@ store_rejected(Datum *values, bool *isnull, int64 row_number, int sqlstate,
 {
 	static Oid	argtypes[] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, INT8OID,
 		INT4OID, TEXTOID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID,
-	TEXTARRAYOID, TEXTOID};
-	Datum		args[13];
-	char		nulls[13];
+	TEXTARRAYOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		args[14];
+	char		nulls[14];
 
 	args[0] = CStringGetTextDatum(reason);
 	args[1] = CStringGetTextDatum(unpack_sql_state(sqlstate));
@@ -708,6 +932,8 @@ store_rejected(Datum *values, bool *isnull, int64 row_number, int sqlstate,
 		args[3 + i] = values[i];
 		nulls[3 + i] = isnull[i] ? 'n' : ' ';
 	}
-	run_plan(&reject_plan, reject_sql, 13, argtypes, args, nulls,
+	args[13] = TimestampTzGetDatum(sm_engine_now());
+	nulls[13] = ' ';
+	run_plan(&reject_plan, reject_sql, 14, argtypes, args, nulls,
 			 SPI_OK_INSERT);
 }

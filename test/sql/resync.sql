@@ -102,7 +102,7 @@ SELECT state_msg.request_resync('b', 'bogus');
 SET state_msg.min_resync_period = '1h';
 SELECT state_msg.min_resync_period();
 SELECT * FROM state_msg.run_resync_check(now() + interval '61 minutes');
-SET state_msg.min_resync_period = '-1min';
+SET state_msg.min_resync_period = 0;
 SET state_msg.on_bad_message = 'ignore';
 RESET state_msg.min_resync_period;
 RESET state_msg.on_bad_message;

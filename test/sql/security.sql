@@ -25,6 +25,9 @@ DO $$ BEGIN
 	EXECUTE format('GRANT CREATE ON DATABASE %I TO sm_mallory', current_database());
 END $$;
 SET ROLE sm_admin;
+-- A trap records anything that reaches a look-alike
+CREATE TABLE public.sm_trap_log (fired_as text, what text);
+GRANT INSERT ON public.sm_trap_log TO PUBLIC;
 
 -- Attack 1: the schema exists before the extension, owned by sm_mallory
 SET ROLE sm_mallory;
@@ -44,6 +47,37 @@ CREATE EXTENSION state_msg VERSION '1.0';
 SELECT state_msg.ingest('A', 1, 500, 'u', 2, '2026-11-10 10:00+00');
 ALTER EXTENSION state_msg UPDATE TO '1.1';
 SELECT extversion FROM pg_extension WHERE extname = 'state_msg';
+-- and so is the update after she renamed the schema and put a look-alike
+-- in its place, whose trap counts its calls in a sequence (which no
+-- rollback undoes, as no rollback would undo a program it ran); its tables
+-- made by a superuser here, as she could by hand: the update reaches
+-- nothing of hers
+CREATE SEQUENCE public.sm_trap_calls;
+GRANT USAGE ON SEQUENCE public.sm_trap_calls TO PUBLIC;
+SET ROLE sm_mallory;
+ALTER SCHEMA state_msg RENAME TO state_msg_old;
+CREATE SCHEMA state_msg;
+SET ROLE sm_admin;
+CREATE TABLE state_msg.clients (LIKE state_msg_old.clients INCLUDING ALL);
+CREATE TABLE state_msg.client_state (LIKE state_msg_old.client_state INCLUDING ALL);
+ALTER TABLE state_msg.clients OWNER TO sm_mallory;
+ALTER TABLE state_msg.client_state OWNER TO sm_mallory;
+SET ROLE sm_mallory;
+CREATE FUNCTION state_msg.trap() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_catalog.nextval('public.sm_trap_calls');
+	RETURN NULL;
+END $$;
+CREATE TRIGGER trap BEFORE INSERT OR UPDATE OR DELETE ON state_msg.clients
+	FOR EACH STATEMENT EXECUTE FUNCTION state_msg.trap();
+SET ROLE sm_admin;
+ALTER EXTENSION state_msg UPDATE TO '1.1';
+SELECT is_called AS trap_ran FROM public.sm_trap_calls;
+SET client_min_messages = warning;
+DROP SCHEMA state_msg CASCADE;
+RESET client_min_messages;
+ALTER SCHEMA state_msg_old RENAME TO state_msg;
+DROP SEQUENCE public.sm_trap_calls;
 -- once a superuser owns the schema, the update and the engine work
 ALTER SCHEMA state_msg OWNER TO sm_admin;
 ALTER EXTENSION state_msg UPDATE TO '1.1';
@@ -63,7 +97,7 @@ DROP SCHEMA state_msg;
 ALTER SCHEMA state_msg_10 RENAME TO state_msg;
 
 -- A schema created beforehand by the installing superuser is fine (this is
--- what a pg_dump restore does; test/t/003_dump_restore.pl runs one)
+-- what a pg_dump restore does; test/t/007_dump_restore.pl runs one)
 DROP EXTENSION state_msg;
 CREATE EXTENSION state_msg;
 SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'state_msg';
@@ -73,10 +107,6 @@ SELECT state_msg.ingest('A', s, 500, 'u', 2, '2026-11-10 10:00+00'::timestamptz 
 FROM unnest(ARRAY[1, 2, 5]) s;
 SET state_msg.min_missing_message_age = 0;
 SELECT * FROM state_msg.run_resync_check();
-
--- The trap records anything that reaches the look-alike
-CREATE TABLE public.sm_trap_log (fired_as text, what text);
-GRANT INSERT ON public.sm_trap_log TO PUBLIC;
 
 -- The extension's schema is renamed, and sm_mallory puts a complete
 -- look-alike in its place: the engine's tables (clients with a trigger),
