@@ -110,6 +110,7 @@ batch_begin(void)
 	Oid			sort_collations[] = {C_COLLATION_OID, InvalidOid};
 	bool		nulls_first[] = {false, false};
 
+	sm_guard_schema();			/* before any owner-rights statement */
 	sm_require_current_release();
 	context = AllocSetContextCreate(CurrentMemoryContext, "state_msg batch",
 									ALLOCSET_DEFAULT_SIZES);

@@ -214,6 +214,9 @@ sm_resync_event_time(TimestampTz now, bool has_after, TimestampTz after)
 	return (has_after && after >= now) ? after + 1 : now;
 }
 
+/* guard.c: the engine reaches its objects only through its own schema */
+extern void sm_guard_schema(void);
+
 /* message.c: validation and normalization */
 extern char *normalize_client_id(const char *raw);
 extern char *echo_text(Datum value);
