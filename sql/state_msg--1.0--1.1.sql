@@ -153,19 +153,9 @@ ALTER TABLE state_msg.missing_ranges SET (autovacuum_vacuum_scale_factor = 0.05)
  */
 CREATE FUNCTION state_msg.forget_client_rows()
 RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	DELETE FROM state_msg.client_state s USING forgotten f
-	WHERE s.client_id OPERATOR(pg_catalog.=) f.client_id;
-	DELETE FROM state_msg.missing_ranges m USING forgotten f
-	WHERE m.client_id OPERATOR(pg_catalog.=) f.client_id;
-	DELETE FROM state_msg.resync_requests r USING forgotten f
-	WHERE r.client_id OPERATOR(pg_catalog.=) f.client_id;
-	RETURN NULL;
-END
-$$;
+AS 'MODULE_PATHNAME', 'state_msg_forget_client_rows'
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION state_msg.forget_client_rows() FROM PUBLIC;
 COMMENT ON FUNCTION state_msg.forget_client_rows() IS
 	'Trigger: deleting clients rows deletes the rest of those clients'' rows (internal)';
@@ -460,40 +450,9 @@ COMMENT ON COLUMN state_msg.client_id_conflicts.reason IS 'blank, collision or r
 -- returns how many ids were renamed.  Writers are held off meanwhile.
 CREATE FUNCTION state_msg.renormalize_client_ids()
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	renamed bigint;
-BEGIN
-	LOCK TABLE state_msg.clients, state_msg.client_state,
-		state_msg.missing_ranges, state_msg.resync_requests
-		IN SHARE ROW EXCLUSIVE MODE;
-	WITH renames AS (
-		SELECT client_id AS old_id, normalized_client_id AS new_id
-		FROM state_msg.client_id_conflicts
-		WHERE reason OPERATOR(pg_catalog.=) 'renamable'
-	),
-	c AS (
-		UPDATE state_msg.clients t SET client_id = r.new_id
-		FROM renames r WHERE t.client_id OPERATOR(pg_catalog.=) r.old_id
-	),
-	s AS (
-		UPDATE state_msg.client_state t SET client_id = r.new_id
-		FROM renames r WHERE t.client_id OPERATOR(pg_catalog.=) r.old_id
-	),
-	m AS (
-		UPDATE state_msg.missing_ranges t SET client_id = r.new_id
-		FROM renames r WHERE t.client_id OPERATOR(pg_catalog.=) r.old_id
-	),
-	q AS (
-		UPDATE state_msg.resync_requests t SET client_id = r.new_id
-		FROM renames r WHERE t.client_id OPERATOR(pg_catalog.=) r.old_id
-	)
-	SELECT pg_catalog.count(*) INTO renamed FROM renames;
-	RETURN renamed;
-END
-$$;
+AS 'MODULE_PATHNAME', 'state_msg_renormalize_client_ids'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION state_msg.renormalize_client_ids() IS
 	'Rename the stored client ids that client_id_conflicts lists as renamable to their normalized spelling, in clients, client_state, missing_ranges and resync_requests; returns the number of ids renamed';

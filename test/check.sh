@@ -19,9 +19,11 @@ if [ $status -ne 0 ]; then
 fi
 
 # One closing line for all three suites: pg_regress and isolation print
-# "test NAME ... ok", prove prints "test/t/NAME.pl .. ok"
+# "test NAME ... ok" or "... FAILED"; prove prints "test/t/NAME.pl .. ok",
+# or for a failing file a "Dubious, test returned N" line, on the name's
+# line or (after the file's diagnostics) on a line of its own
 log="$WORK/check.log"
 passed=$(grep -cE '\.\.\. ok|\.pl \.+ ok$' "$log" || true)
-failed=$(grep -cE '\.\.\. FAILED|\.pl \.+ .*(Dubious|Failed)' "$log" || true)
+failed=$(grep -cE '\.\.\. FAILED|Dubious, test returned' "$log" || true)
 echo "$passed passed, $failed failed"
 exit $status
