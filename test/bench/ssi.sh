@@ -31,6 +31,11 @@
 #   SSI_BACKGROUND   other clients ingested before the run, 20 topics each,
 #                    so that the tables are large (0)
 #   SSI_SEED         seed of the generated stream (1)
+#   SSI_LATE         % of messages held back and sent late, in the client's
+#                    next batch (1: a gap, then a late fill)
+#   SSI_RELAYED      % of a client's turns in a batch that carry two relayed
+#                    messages of one topic (1)
+#   SSI_RESETS       % of a client's turns that restart its serials (0.2)
 #   SSI_KEEP         if set, leave the cluster running afterwards, to look into
 set -euo pipefail
 
@@ -48,6 +53,9 @@ BATCHES=${SSI_BATCHES:-300}
 CLIENTS=${SSI_CLIENTS:-40}
 BACKGROUND=${SSI_BACKGROUND:-0}
 SEED=${SSI_SEED:-1}
+LATE=${SSI_LATE:-1}
+RELAYED=${SSI_RELAYED:-1}
+RESETS=${SSI_RESETS:-0.2}
 
 DIR=$(mktemp -d /tmp/state_msg_ssi.XXXXXX)
 chown postgres: "$DIR"
@@ -87,11 +95,13 @@ psql() {
 # The stream: one row per message, by (session, batch, arrival).  Client
 # ids are random GUIDs, so the sessions' clients interleave in every index,
 # as real clients do.
-echo "== generating $SESSIONS x $BATCHES batches ($CLIENTS clients per session, seed $SEED)"
-perl - "$SESSIONS" "$BATCHES" "$CLIENTS" "$SEED" >"$DIR/stream.tsv" <<'EOF'
+echo "== generating $SESSIONS x $BATCHES batches ($CLIENTS clients per session, seed $SEED;" \
+	"late $LATE%, relayed $RELAYED%, resets $RESETS%)"
+perl - "$SESSIONS" "$BATCHES" "$CLIENTS" "$SEED" "$LATE" "$RELAYED" "$RESETS" \
+	>"$DIR/stream.tsv" <<'EOF'
 use strict;
 use warnings;
-my ($sessions, $batches, $clients, $seed) = @ARGV;
+my ($sessions, $batches, $clients, $seed, $late, $relayed, $resets) = @ARGV;
 srand($seed);
 my $base = 1735689600;			# 2025-01-01 00:00:00 UTC
 sub guid
@@ -120,7 +130,7 @@ for my $s (0 .. $sessions - 1)
 			my $cl = $c[$pick[$k]];
 			my @out = @{ $cl->{held} };		# late fills first
 			$cl->{held} = [];
-			if (rand() < 0.002)
+			if (rand() < $resets / 100)
 			{
 				# reinstalled: serials restart (a reset, a resync request)
 				$cl->{next} = 1;
@@ -131,7 +141,7 @@ for my $s (0 .. $sessions - 1)
 				my $msg = [ $cl->{next}++, 500, $topics[int(rand(20))],
 							1 + int(rand(3)), $base + 60 * ++$cl->{minute},
 							'mp' ];
-				if (rand() < 0.01)
+				if (rand() < $late / 100)
 				{
 					push @{ $cl->{held} }, $msg;	# sent next time: a gap now
 				}
@@ -147,7 +157,7 @@ for my $s (0 .. $sessions - 1)
 							 $base + 60 * ++$cl->{minute}, 'mp' ];
 				$cl->{open_reset} = 0;
 			}
-			if (rand() < 0.01)
+			if (rand() < $relayed / 100)
 			{
 				# two relayed messages of one topic: the stored state is read
 				for (1 .. 2)
