@@ -32,7 +32,7 @@
 #                    so that the tables are large (0)
 #   SSI_SEED         seed of the generated stream (1)
 #   SSI_LATE         % of messages held back and sent late, in the client's
-#                    next batch (1: a gap, then a late fill)
+#                    next turn (1: a gap, then a late fill)
 #   SSI_RELAYED      % of a client's turns in a batch that carry two relayed
 #                    messages of one topic (1)
 #   SSI_RESETS       % of a client's turns that restart its serials (0.2)
@@ -235,17 +235,22 @@ tail -c +$((offset + 1)) "$DIR/server.log" | awk '
 	pending && /CONTEXT:/ {
 		sub(/.*CONTEXT: +SQL statement "/, ""); stmt = substr($0, 1, 60)
 		count[stmt " | " reason]++; pending = 0; next }
-	pending && /STATEMENT:/ { count["(at commit) | " reason]++; pending = 0 }
+	pending && /STATEMENT:/ {
+		count["(the INSERT itself, or its commit) | " reason]++; pending = 0 }
 	END { for (k in count) printf "   %5d  %s\n", count[k], k }' | sort -rn
 
 retried=$(awk '/number of transactions retried/ { print $5 }' "$DIR/pgbench.out")
+retried=${retried:-0}
 total=$((SESSIONS * BATCHES))
 echo "== $retried of $total batches failed at least once with 40001 ($(awk \
 	-v r="$retried" -v t="$total" 'BEGIN { printf "%.2f", 100 * r / t }')%)"
 
 # Every batch committed once: every message was processed once
-psql -At -c "SELECT CASE WHEN sum(messages_processed) =
+check=$(psql -At -c "SELECT CASE WHEN sum(messages_processed) =
 		(SELECT count(*) FROM ssi.stream) + 20 * $BACKGROUND
-	THEN '   every message processed once'
-	ELSE '   FAILED: ' || sum(messages_processed) || ' messages processed' END
-	FROM state_msg.clients"
+	THEN 'every message processed once'
+	ELSE 'FAILED: ' || sum(messages_processed) || ' messages processed, '
+		|| (SELECT count(*) FROM ssi.stream) + 20 * $BACKGROUND || ' sent' END
+	FROM state_msg.clients")
+echo "   $check"
+[[ $check != FAILED* ]]
