@@ -61,3 +61,428 @@ REVOKE ALL ON FUNCTION state_msg.is_newer_state(bigint, bigint, timestamptz,
 COMMENT ON FUNCTION state_msg.is_newer_state(bigint, bigint, timestamptz,
 	timestamptz, bigint, bigint, timestamptz, timestamptz) IS
 	'Is a proposed client_state row newer than the stored one: by (epoch, serial) when both have a serial, else by effective time (internal)';
+
+-- ---------------------------------------------------------------------
+-- Storage: room for HOT updates, and vacuum that keeps up
+-- ---------------------------------------------------------------------
+
+/*
+ * Every batch updates each of its clients' rows once, and the states of
+ * the topics it touches, without changing a key: with free space on the
+ * page the new version is a HOT update, pruned on the page later, and the
+ * tables stay the same size under steady load (test/bench/run.sh --steady).
+ * clients rows are all updated by each upload cycle of a fleet, so they get
+ * more room than client_state's, of which an upload touches a few.  Vacuum
+ * starts after 5% of a table changed rather than 20%, so that index entries
+ * of the non-HOT updates and the visibility map keep up with a busy site.
+ * (Set here: an ALTER TABLE by the user on an extension table is not kept
+ * by pg_dump.)
+ */
+ALTER TABLE state_msg.clients SET (fillfactor = 70,
+	autovacuum_vacuum_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.05);
+ALTER TABLE state_msg.client_state SET (fillfactor = 80,
+	autovacuum_vacuum_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.05);
+ALTER TABLE state_msg.missing_ranges SET (autovacuum_vacuum_scale_factor = 0.05);
+
+-- ---------------------------------------------------------------------
+-- Forgetting clients: a client's rows go together
+-- ---------------------------------------------------------------------
+
+/*
+ * Deleting clients rows (by state_msg.forget_clients() or by hand) deletes
+ * the rest of what the engine keeps of those clients: a client the engine
+ * meets again after that starts afresh, as a new one.  A statement trigger:
+ * one set-based delete per statement, and nothing at all on the insert and
+ * update paths.  (TRUNCATE fires no delete trigger: truncate the tables
+ * together.)
+ */
+CREATE FUNCTION state_msg.forget_client_rows()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM state_msg.client_state s USING forgotten f
+	WHERE s.client_id OPERATOR(pg_catalog.=) f.client_id;
+	DELETE FROM state_msg.missing_ranges m USING forgotten f
+	WHERE m.client_id OPERATOR(pg_catalog.=) f.client_id;
+	DELETE FROM state_msg.resync_requests r USING forgotten f
+	WHERE r.client_id OPERATOR(pg_catalog.=) f.client_id;
+	RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION state_msg.forget_client_rows() FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.forget_client_rows() IS
+	'Trigger: deleting clients rows deletes the rest of those clients'' rows (internal)';
+
+CREATE TRIGGER forget_client_rows
+	AFTER DELETE ON state_msg.clients
+	REFERENCING OLD TABLE AS forgotten
+	FOR EACH STATEMENT EXECUTE FUNCTION state_msg.forget_client_rows();
+COMMENT ON TRIGGER forget_client_rows ON state_msg.clients IS
+	'Deleting clients rows deletes the rest of those clients'' rows';
+-- Observability: a comment on every object (issue 6)
+-- ---------------------------------------------------------------------
+
+/*
+ * One sentence per object, in the README's terms, so that \d+, \dT+, \df+
+ * and \dv+ explain the schema.  Objects added by other sections of this
+ * script carry their own comments; test/sql/comments.sql lists every member
+ * of the extension that lacks one.
+ */
+
+COMMENT ON TYPE state_msg.verdict IS
+	'What ingestion made of one message: in_order, gap, late_fill, duplicate, serial_reset, unserialized or rejected';
+COMMENT ON TYPE state_msg.resync_reason IS
+	'Why a resync request was issued: missing (the check cycle found an old missing range), reissue (not completed within min_resync_period), serial_reset (a reinstalled client) or manual (request_resync())';
+
+COMMENT ON TABLE state_msg.clients IS
+	'One row per client: serial tracking, counters (which stop at the largest bigint) and resync times; ConfigMgr''s SR_ClientMessageStats';
+COMMENT ON COLUMN state_msg.clients.client_id IS
+	'The client''s id, normalized (GUID: and the upper-case GUID; other ids as given, less surrounding white space)';
+COMMENT ON COLUMN state_msg.clients.next_serial_number IS
+	'The serial expected next from the client; NULL until its first message with a serial';
+COMMENT ON COLUMN state_msg.clients.serial_epoch IS
+	'The client''s serial epoch: 0, then one more at each serial reset; current state compares (epoch, serial)';
+COMMENT ON COLUMN state_msg.clients.serial_epoch_started IS
+	'Effective time of the serial reset that began the current epoch (NULL in epoch 0); messages with an earlier effective time are stale, resync answers excepted';
+COMMENT ON COLUMN state_msg.clients.last_message_time IS
+	'The newest effective time of a serialized message of the client; a serial reset needs a later one';
+COMMENT ON COLUMN state_msg.clients.last_processed_time IS
+	'When (engine clock) the client''s last batch was processed';
+COMMENT ON COLUMN state_msg.clients.messages_processed IS
+	'Messages processed for the client, whatever their verdict (rejected rows are not)';
+COMMENT ON COLUMN state_msg.clients.missing_serials IS
+	'Serials recorded missing by gaps, counted when each gap opened';
+COMMENT ON COLUMN state_msg.clients.late_fills IS
+	'Messages that arrived late and filled part of a missing range';
+COMMENT ON COLUMN state_msg.clients.duplicates IS
+	'Messages counted as duplicates: a serial below next, outside every missing range, that is no serial reset; stale messages included';
+COMMENT ON COLUMN state_msg.clients.serial_resets IS
+	'Serial resets (reinstalls) detected: each began a new serial epoch and issued a resync request';
+COMMENT ON COLUMN state_msg.clients.unserialized_messages IS
+	'Messages without a serial (fallback status point relays, some server topics), applied by effective time';
+COMMENT ON COLUMN state_msg.clients.last_resync_issued_time IS
+	'When the client''s latest resync request was issued; ConfigMgr''s LastResyncIssuedTime';
+COMMENT ON COLUMN state_msg.clients.last_resync_client_completed_time IS
+	'When (engine clock) the client''s latest resync-complete message (700/2) was processed; ConfigMgr''s LastResyncClientCompletedTime';
+COMMENT ON COLUMN state_msg.clients.resync_requests_issued IS
+	'Resync requests issued to the client, reissues and resets included';
+
+COMMENT ON TABLE state_msg.client_state IS
+	'The current state: the newest message per (client, topic type, topic id), by (epoch, serial) when both have a serial, else by effective time';
+COMMENT ON COLUMN state_msg.client_state.client_id IS
+	'The client (clients.client_id)';
+COMMENT ON COLUMN state_msg.client_state.topic_type IS
+	'What kind of topic: 500 update detection, 402 CI enforcement, 700 resync, ...';
+COMMENT ON COLUMN state_msg.client_state.topic_id IS
+	'The topic: an update GUID, a deployment or assignment id, a package id, ...';
+COMMENT ON COLUMN state_msg.client_state.topic_id_type IS
+	'The topic id''s type, as the client sent it';
+COMMENT ON COLUMN state_msg.client_state.state_id IS
+	'The topic''s current state (0 usually means unknown)';
+COMMENT ON COLUMN state_msg.client_state.criticality IS
+	'The message''s criticality, as the client sent it (usually 0)';
+COMMENT ON COLUMN state_msg.client_state.serial_number IS
+	'The message''s serial; NULL for a message without one';
+COMMENT ON COLUMN state_msg.client_state.serial_epoch IS
+	'The client''s serial epoch the message belongs to';
+COMMENT ON COLUMN state_msg.client_state.message_time IS
+	'The client''s time of the state change, as sent (not bounded by state_msg.max_clock_skew)';
+COMMENT ON COLUMN state_msg.client_state.processed_at IS
+	'When (engine clock) the message was processed';
+COMMENT ON COLUMN state_msg.client_state.user_params IS
+	'The message''s user parameters (at most 5)';
+COMMENT ON COLUMN state_msg.client_state.source IS
+	'Who relayed the message: mp (management point) or fsp (fallback status point)';
+
+COMMENT ON TABLE state_msg.missing_ranges IS
+	'Ranges of serials a client sent that never arrived; ConfigMgr''s SR_MissingMessageRanges, ideally empty';
+COMMENT ON COLUMN state_msg.missing_ranges.client_id IS
+	'The client (clients.client_id)';
+COMMENT ON COLUMN state_msg.missing_ranges.first_serial IS
+	'The first missing serial of the range';
+COMMENT ON COLUMN state_msg.missing_ranges.last_serial IS
+	'The last missing serial of the range (inclusive)';
+COMMENT ON COLUMN state_msg.missing_ranges.detected_at IS
+	'When (engine clock) the gap was detected; the check cycle requests a resync once it is min_missing_message_age old';
+
+COMMENT ON TABLE state_msg.resync_requests IS
+	'Every resync request issued, with its reason and when a resync-complete message completed it';
+COMMENT ON COLUMN state_msg.resync_requests.request_id IS
+	'The request''s id (request_resync() returns it)';
+COMMENT ON COLUMN state_msg.resync_requests.client_id IS
+	'The client asked to resync (clients.client_id)';
+COMMENT ON COLUMN state_msg.resync_requests.reason IS
+	'Why the request was issued: missing, reissue, serial_reset or manual';
+COMMENT ON COLUMN state_msg.resync_requests.issued_at IS
+	'When the request was issued (the engine clock, or the check cycle''s as_of), never before the client''s last completion';
+COMMENT ON COLUMN state_msg.resync_requests.completed_at IS
+	'When (engine clock) the resync-complete message (700/2) that completed the request was processed; NULL while outstanding';
+
+COMMENT ON TABLE state_msg.rejected_messages IS
+	'Bad inbox rows and ingest() calls set aside under state_msg.on_bad_message = quarantine, as given, with the reason';
+COMMENT ON COLUMN state_msg.rejected_messages.rejected_id IS
+	'The rejected row''s id, in order of rejection';
+COMMENT ON COLUMN state_msg.rejected_messages.rejected_at IS
+	'When (engine clock) the row was rejected';
+COMMENT ON COLUMN state_msg.rejected_messages.reason IS
+	'Why the row is bad: the validation error''s message';
+COMMENT ON COLUMN state_msg.rejected_messages.sqlstate IS
+	'The validation error''s SQLSTATE (22004 NULL, 22023 empty or invalid, 22001 too long, 22003 out of range, 22008 infinite time, 2202E parameter array)';
+COMMENT ON COLUMN state_msg.rejected_messages.row_number IS
+	'The row''s position in its statement, from 1';
+COMMENT ON COLUMN state_msg.rejected_messages.client_id IS
+	'The client id as given (not normalized)';
+COMMENT ON COLUMN state_msg.rejected_messages.serial_number IS
+	'The serial as given';
+COMMENT ON COLUMN state_msg.rejected_messages.topic_type IS
+	'The topic type as given';
+COMMENT ON COLUMN state_msg.rejected_messages.topic_id IS
+	'The topic id as given';
+COMMENT ON COLUMN state_msg.rejected_messages.topic_id_type IS
+	'The topic id type as given';
+COMMENT ON COLUMN state_msg.rejected_messages.state_id IS
+	'The state id as given';
+COMMENT ON COLUMN state_msg.rejected_messages.criticality IS
+	'The criticality as given';
+COMMENT ON COLUMN state_msg.rejected_messages.message_time IS
+	'The message time as given';
+COMMENT ON COLUMN state_msg.rejected_messages.user_params IS
+	'The user parameters as given';
+COMMENT ON COLUMN state_msg.rejected_messages.source IS
+	'The source as given';
+
+COMMENT ON ACCESS METHOD state_msg_inbox IS
+	'Table access method of state_msg.inbox: it keeps no rows, so the inbox stores nothing and refuses indexes';
+COMMENT ON FUNCTION state_msg.inbox_am_handler(internal) IS
+	'Handler of the state_msg_inbox table access method (internal)';
+
+COMMENT ON TABLE state_msg.inbox IS
+	'The insert target for state messages (INSERT, INSERT ... SELECT, COPY): each statement''s rows are processed as one batch and discarded, so it holds no rows';
+COMMENT ON COLUMN state_msg.inbox.client_id IS
+	'The client''s id, required, at most 256 bytes; normalized on processing';
+COMMENT ON COLUMN state_msg.inbox.serial_number IS
+	'The client''s serial, 0 to 2^48; NULL for a message without one (fallback status point relays, some server topics)';
+COMMENT ON COLUMN state_msg.inbox.topic_type IS
+	'What kind of topic, required, at least 0 (500 update detection, 402 CI enforcement, 700 resync, ...)';
+COMMENT ON COLUMN state_msg.inbox.topic_id IS
+	'The topic, required, not blank, at most 512 bytes';
+COMMENT ON COLUMN state_msg.inbox.topic_id_type IS
+	'The topic id''s type, at least 0 (default 0)';
+COMMENT ON COLUMN state_msg.inbox.state_id IS
+	'The topic''s new state, required, at least 0';
+COMMENT ON COLUMN state_msg.inbox.criticality IS
+	'The criticality, at least 0 (default 0)';
+COMMENT ON COLUMN state_msg.inbox.message_time IS
+	'The client''s time of the state change, required and finite';
+COMMENT ON COLUMN state_msg.inbox.user_params IS
+	'Up to 5 user parameters of up to 4096 characters each';
+COMMENT ON COLUMN state_msg.inbox.source IS
+	'Who relayed the message: mp (management point, the default) or fsp (fallback status point)';
+
+COMMENT ON FUNCTION state_msg.inbox_process() IS
+	'Trigger function of state_msg.inbox: processes a statement''s rows from its transition table as one batch, with the owner''s rights';
+COMMENT ON TRIGGER inbox_process ON state_msg.inbox IS
+	'Processes the rows of each INSERT or COPY into the inbox, once per statement, from the transition table new_messages';
+
+COMMENT ON FUNCTION state_msg.ingest(text, bigint, integer, text, integer,
+	timestamptz, integer, integer, text[], text) IS
+	'Process one message, as one inbox row would be, and return its verdict';
+COMMENT ON FUNCTION state_msg.normalize_client_id(text) IS
+	'The client id normalization: GUID spellings become GUID: and the upper-case GUID, other ids lose surrounding white space';
+COMMENT ON FUNCTION state_msg.min_missing_message_age() IS
+	'The setting state_msg.min_missing_message_age as an interval';
+COMMENT ON FUNCTION state_msg.min_resync_period() IS
+	'The setting state_msg.min_resync_period as an interval';
+COMMENT ON FUNCTION state_msg.has_open_request(state_msg.clients) IS
+	'Has the client an outstanding resync request: one issued and no completion processed since (used by the views and the check cycle)';
+COMMENT ON FUNCTION state_msg.resync_due(state_msg.clients, timestamptz, timestamptz) IS
+	'The check cycle''s test for one client: an outstanding request issued before reissue_before, or else a missing range detected before missing_before (internal)';
+COMMENT ON FUNCTION state_msg.run_resync_check(timestamptz) IS
+	'The resync check cycle as if run at as_of: requests a resync for old missing ranges, reissues requests outstanding past min_resync_period; returns the counts';
+COMMENT ON FUNCTION state_msg.request_resync(text, state_msg.resync_reason) IS
+	'Issue one resync request to a known client by hand and return its id';
+COMMENT ON FUNCTION state_msg.engine_now() IS
+	'The engine clock: the server''s clock plus state_msg.clock_offset, the source of every time the engine records';
+
+COMMENT ON VIEW state_msg.sr_clientmessagestats IS
+	'ConfigMgr''s SR_ClientMessageStats: one row per client, its column names folded to lower case, times in UTC';
+COMMENT ON COLUMN state_msg.sr_clientmessagestats.clientid IS
+	'The client''s id (clients.client_id)';
+COMMENT ON COLUMN state_msg.sr_clientmessagestats.nextserialnumber IS
+	'The serial expected next (clients.next_serial_number)';
+COMMENT ON COLUMN state_msg.sr_clientmessagestats.lastmessagetime IS
+	'The newest effective time of a serialized message, UTC (clients.last_message_time)';
+COMMENT ON COLUMN state_msg.sr_clientmessagestats.lastprocessedtime IS
+	'When the client''s last batch was processed, UTC (clients.last_processed_time)';
+COMMENT ON COLUMN state_msg.sr_clientmessagestats.lastresyncissuedtime IS
+	'When the latest resync request was issued, UTC (clients.last_resync_issued_time)';
+COMMENT ON COLUMN state_msg.sr_clientmessagestats.lastresyncclientcompletedtime IS
+	'When the latest resync-complete message was processed, UTC (clients.last_resync_client_completed_time)';
+
+COMMENT ON VIEW state_msg.resync_outstanding IS
+	'One row: the counts of the two monitoring queries and of requests due for reissue';
+COMMENT ON COLUMN state_msg.resync_outstanding.issued_not_completed IS
+	'Clients whose latest request was issued after their latest completion (monitoring query 1; clients that never completed one are not counted)';
+COMMENT ON COLUMN state_msg.resync_outstanding.never_completed IS
+	'Clients issued a request that never completed one (monitoring query 2)';
+COMMENT ON COLUMN state_msg.resync_outstanding.due_for_reissue IS
+	'Clients with an outstanding request issued at least min_resync_period ago (the three-day rule, as of now)';
+
+COMMENT ON VIEW state_msg.resync_reissue_due IS
+	'The clients whose outstanding request the next check cycle will reissue (the three-day rule, as of now)';
+COMMENT ON COLUMN state_msg.resync_reissue_due.client_id IS
+	'The client (clients.client_id)';
+COMMENT ON COLUMN state_msg.resync_reissue_due.last_resync_issued_time IS
+	'When the outstanding request was issued';
+COMMENT ON COLUMN state_msg.resync_reissue_due.last_resync_client_completed_time IS
+	'When the client''s latest resync-complete message was processed, if ever (before the issue)';
+COMMENT ON COLUMN state_msg.resync_reissue_due.waited IS
+	'How long the request has waited, as of now';
+-- Client ids: Unicode white space (hardening items 13 and 14)
+-- ---------------------------------------------------------------------
+
+/*
+ * 1.1 strips Unicode white space and invisible format characters (a byte
+ * order mark, direction marks, no-break spaces...) from both ends of a
+ * client id, where 1.0 stripped ASCII white space only.  Ids stored by 1.0
+ * with such characters around them are renamed to their 1.1 spelling, in
+ * every table but rejected_messages (which keeps input as given), unless
+ * the new spelling is blank or another stored id has or takes it: those are
+ * left as they are and listed in state_msg.client_id_conflicts, for the
+ * operator to merge (see the README).
+ */
+
+-- The library must be the 1.1 build, or nothing would be renamed.
+DO $$
+BEGIN
+	IF pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.=) 'UTF8'
+	   AND state_msg.normalize_client_id(pg_catalog.chr(160) OPERATOR(pg_catalog.||) 'x')
+		   OPERATOR(pg_catalog.<>) 'x' THEN
+		RAISE EXCEPTION 'this session runs a state_msg library older than 1.1'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Install the 1.1 build, then run ALTER EXTENSION state_msg UPDATE in a new session.';
+	END IF;
+END
+$$;
+
+-- Every stored client id whose spelling normalize_client_id() changes, and
+-- whether it can be renamed.  Reads all four tables.
+CREATE VIEW state_msg.client_id_conflicts AS
+WITH stored AS (
+	SELECT client_id FROM state_msg.clients
+	UNION SELECT client_id FROM state_msg.client_state
+	UNION SELECT client_id FROM state_msg.missing_ranges
+	UNION SELECT client_id FROM state_msg.resync_requests
+),
+changed AS (
+	SELECT client_id, normalized_client_id
+	FROM (SELECT client_id,
+				 state_msg.normalize_client_id(client_id) AS normalized_client_id
+		  FROM stored) AS s
+	WHERE normalized_client_id OPERATOR(pg_catalog.<>) client_id
+)
+SELECT c.client_id,
+	   c.normalized_client_id,
+	   CASE
+	   WHEN c.normalized_client_id OPERATOR(pg_catalog.=) '' THEN 'blank'
+	   WHEN t.client_id IS NOT NULL
+			OR pg_catalog.count(*) OVER (PARTITION BY c.normalized_client_id)
+			   OPERATOR(pg_catalog.>) 1 THEN 'collision'
+	   ELSE 'renamable'
+	   END AS reason
+FROM changed c
+LEFT JOIN stored t ON t.client_id OPERATOR(pg_catalog.=) c.normalized_client_id;
+
+COMMENT ON VIEW state_msg.client_id_conflicts IS
+	'Stored client ids whose spelling the client id normalization changes: blank (normalizes to nothing), collision (another stored id has or takes the same spelling: merge them), renamable (state_msg.renormalize_client_ids() renames it)';
+COMMENT ON COLUMN state_msg.client_id_conflicts.client_id IS 'the id as stored';
+COMMENT ON COLUMN state_msg.client_id_conflicts.normalized_client_id IS 'state_msg.normalize_client_id() of it: the id its messages now reach';
+COMMENT ON COLUMN state_msg.client_id_conflicts.reason IS 'blank, collision or renamable';
+
+-- Rename every renamable id of client_id_conflicts in the four tables;
+-- returns how many ids were renamed.  Writers are held off meanwhile.
+CREATE FUNCTION state_msg.renormalize_client_ids()
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	renamed bigint;
+BEGIN
+	LOCK TABLE state_msg.clients, state_msg.client_state,
+		state_msg.missing_ranges, state_msg.resync_requests
+		IN SHARE ROW EXCLUSIVE MODE;
+	WITH renames AS (
+		SELECT client_id AS old_id, normalized_client_id AS new_id
+		FROM state_msg.client_id_conflicts
+		WHERE reason OPERATOR(pg_catalog.=) 'renamable'
+	),
+	c AS (
+		UPDATE state_msg.clients t SET client_id = r.new_id
+		FROM renames r WHERE t.client_id OPERATOR(pg_catalog.=) r.old_id
+	),
+	s AS (
+		UPDATE state_msg.client_state t SET client_id = r.new_id
+		FROM renames r WHERE t.client_id OPERATOR(pg_catalog.=) r.old_id
+	),
+	m AS (
+		UPDATE state_msg.missing_ranges t SET client_id = r.new_id
+		FROM renames r WHERE t.client_id OPERATOR(pg_catalog.=) r.old_id
+	),
+	q AS (
+		UPDATE state_msg.resync_requests t SET client_id = r.new_id
+		FROM renames r WHERE t.client_id OPERATOR(pg_catalog.=) r.old_id
+	)
+	SELECT pg_catalog.count(*) INTO renamed FROM renames;
+	RETURN renamed;
+END
+$$;
+
+COMMENT ON FUNCTION state_msg.renormalize_client_ids() IS
+	'Rename the stored client ids that client_id_conflicts lists as renamable to their normalized spelling, in clients, client_state, missing_ranges and resync_requests; returns the number of ids renamed';
+
+REVOKE ALL ON FUNCTION state_msg.renormalize_client_ids() FROM PUBLIC;
+GRANT SELECT ON state_msg.client_id_conflicts TO state_msg_reader;
+
+-- Rename what can be; warn of what cannot.
+DO $$
+DECLARE
+	unrenamed bigint;
+BEGIN
+	PERFORM state_msg.renormalize_client_ids();
+	SELECT pg_catalog.count(*) INTO unrenamed FROM state_msg.client_id_conflicts;
+	IF unrenamed OPERATOR(pg_catalog.>) 0 THEN
+		RAISE WARNING '% stored client ids could not be renamed to their 1.1 spelling', unrenamed
+			USING DETAIL = 'They are blank under the 1.1 rule, or another client has or takes the same spelling.',
+				  HINT = 'They are listed in state_msg.client_id_conflicts; merge them as the README says.';
+	END IF;
+END
+$$;
+
+-- ---------------------------------------------------------------------
+-- Inbox hardening (items 5, 6, 15): no CREATE INDEX CONCURRENTLY
+-- ---------------------------------------------------------------------
+
+/*
+ * CREATE INDEX CONCURRENTLY commits an index's catalog entry before building
+ * it; on the inbox the build is refused, and the invalid index left behind
+ * breaks every later rewrite of the table.  This event trigger refuses the
+ * command before it creates anything.  It fires in every
+ * session_replication_role, and only for CREATE INDEX.
+ */
+CREATE FUNCTION state_msg.inbox_index_guard()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'state_msg_inbox_index_guard'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION state_msg.inbox_index_guard() FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.inbox_index_guard() IS
+	'Event trigger function: refuses CREATE INDEX CONCURRENTLY on a table using the state_msg_inbox access method, before the command creates anything';
+
+CREATE EVENT TRIGGER state_msg_inbox_index_guard ON ddl_command_start
+	WHEN TAG IN ('CREATE INDEX')
+	EXECUTE FUNCTION state_msg.inbox_index_guard();
+ALTER EVENT TRIGGER state_msg_inbox_index_guard ENABLE ALWAYS;
+COMMENT ON EVENT TRIGGER state_msg_inbox_index_guard IS
+	'Refuses CREATE INDEX CONCURRENTLY on state_msg.inbox (and any table using its access method) before it leaves an invalid index behind';

@@ -89,8 +89,8 @@ struct MessageBatch
 	TupleTableSlot *put_slot;
 	TupleTableSlot *get_slot;
 	Tuplesortstate *sort;
-	int64		rows;
-	int64		rejected;
+	int64		rows;			/* messages and rejected rows added */
+	int64		counts[VERDICT_COUNT];	/* of each verdict, so far */
 	Verdict		last_verdict;
 	/* the chunk being gathered */
 	StateMessage *messages;		/* in context, grown as needed */
@@ -129,17 +129,21 @@ batch_planner_settings(void)
 MessageBatch *
 batch_begin(void)
 {
-	MemoryContext context = AllocSetContextCreate(CurrentMemoryContext,
-												  "state_msg batch",
-												  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(context);
-	MessageBatch *batch = palloc0(sizeof(MessageBatch));
-	TupleDesc	desc = CreateTemplateTupleDesc(WORK_NATTS);
+	MemoryContext context;
+	MemoryContext old;
+	MessageBatch *batch;
+	TupleDesc	desc;
 	AttrNumber	sort_columns[] = {WORK_CLIENT_ID + 1, WORK_ROW_NUMBER + 1};
 	Oid			sort_operators[] = {TextLessOperator, Int8LessOperator};
 	Oid			sort_collations[] = {C_COLLATION_OID, InvalidOid};
 	bool		nulls_first[] = {false, false};
 
+	sm_require_current_release();
+	context = AllocSetContextCreate(CurrentMemoryContext, "state_msg batch",
+									ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(context);
+	batch = palloc0(sizeof(MessageBatch));
+	desc = CreateTemplateTupleDesc(WORK_NATTS);
 	batch->context = context;
 	batch->row_context = AllocSetContextCreate(context, "state_msg row",
 											   ALLOCSET_DEFAULT_SIZES);
@@ -186,8 +190,9 @@ static void
 quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 		   int sqlstate, const char *reason)
 {
+	/* the id may be huge (its length is checked here): quote its start */
 	char	   *client = isnull[INBOX_CLIENT_ID] ? NULL :
-		TextDatumGetCString(values[INBOX_CLIENT_ID]);
+		echo_text(values[INBOX_CLIENT_ID]);
 
 	if (sm_on_bad_message == BAD_MESSAGE_ERROR)
 		ereport(ERROR,
@@ -199,8 +204,8 @@ quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 				 errdetail("Row %lld of the statement.", (long long) batch->rows),
 				 errhint("Set state_msg.on_bad_message to \"quarantine\" to set bad rows aside and process the rest.")));
 
-	batch->rejected++;
-	if (batch->rejected <= MAX_REJECT_WARNINGS)
+	batch->counts[VERDICT_REJECTED]++;
+	if (batch->counts[VERDICT_REJECTED] <= MAX_REJECT_WARNINGS)
 		ereport(WARNING,
 				(errcode(sqlstate),
 				 errmsg("state message rejected: %s", reason),
@@ -208,6 +213,49 @@ quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 						   (long long) batch->rows)));
 
 	store_rejected(values, isnull, batch->rows, sqlstate, reason);
+}
+
+/* Queue a validated message for batch_finish(), in the sort by client */
+static void
+put_message(MessageBatch *batch, const StateMessage *msg)
+{
+	TupleTableSlot *slot = batch->put_slot;
+
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, false, WORK_NATTS * sizeof(bool));
+	slot->tts_values[WORK_CLIENT_ID] = CStringGetTextDatum(msg->client_id);
+	slot->tts_values[WORK_ROW_NUMBER] = Int64GetDatum(msg->row_number);
+	slot->tts_values[WORK_SERIAL_NUMBER] = Int64GetDatum(msg->serial_number);
+	slot->tts_isnull[WORK_SERIAL_NUMBER] = !msg->has_serial;
+	slot->tts_values[WORK_TOPIC_TYPE] = Int32GetDatum(msg->topic_type);
+	slot->tts_values[WORK_TOPIC_ID] = CStringGetTextDatum(msg->topic_id);
+	slot->tts_values[WORK_TOPIC_ID_TYPE] = Int32GetDatum(msg->topic_id_type);
+	slot->tts_values[WORK_STATE_ID] = Int32GetDatum(msg->state_id);
+	slot->tts_values[WORK_CRITICALITY] = Int32GetDatum(msg->criticality);
+	slot->tts_values[WORK_MESSAGE_TIME] = TimestampTzGetDatum(msg->message_time);
+	slot->tts_values[WORK_USER_PARAMS] = msg->user_params;
+	slot->tts_isnull[WORK_USER_PARAMS] = (msg->user_params == (Datum) 0);
+	slot->tts_values[WORK_SOURCE] = CStringGetTextDatum(msg->source);
+	ExecStoreVirtualTuple(slot);
+	tuplesort_puttupleslot(batch->sort, slot);
+}
+
+/*
+ * Add one validated message (client id normalized, as message_check()
+ * leaves it) to the batch: the entry point for sources that are not inbox
+ * rows.  It is numbered after everything added before it.
+ */
+void
+batch_add_message(MessageBatch *batch, const StateMessage *msg)
+{
+	MemoryContext old = MemoryContextSwitchTo(batch->row_context);
+	StateMessage numbered = *msg;
+
+	CHECK_FOR_INTERRUPTS();
+	MemoryContextReset(batch->row_context);
+	numbered.row_number = ++batch->rows;
+	put_message(batch, &numbered);
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -218,43 +266,25 @@ bool
 batch_add(MessageBatch *batch, Datum *values, bool *isnull)
 {
 	MemoryContext old = MemoryContextSwitchTo(batch->row_context);
-	TupleTableSlot *slot = batch->put_slot;
 	StateMessage msg;
 	int			sqlstate;
 	char	   *reason;
+	bool		ok;
 
 	CHECK_FOR_INTERRUPTS();
 	MemoryContextReset(batch->row_context);
 	batch->rows++;
 
-	if (!message_check(values, isnull, batch->rows, &msg, &sqlstate, &reason))
+	ok = message_check(values, isnull, batch->rows, &msg, &sqlstate, &reason);
+	if (ok)
+		put_message(batch, &msg);
+	else
 	{
 		quarantine(batch, values, isnull, sqlstate, reason);
-		MemoryContextSwitchTo(old);
 		batch->last_verdict = VERDICT_REJECTED;
-		return false;
 	}
-
-	ExecClearTuple(slot);
-	memset(slot->tts_isnull, false, WORK_NATTS * sizeof(bool));
-	slot->tts_values[WORK_CLIENT_ID] = CStringGetTextDatum(msg.client_id);
-	slot->tts_values[WORK_ROW_NUMBER] = Int64GetDatum(msg.row_number);
-	slot->tts_values[WORK_SERIAL_NUMBER] = Int64GetDatum(msg.serial_number);
-	slot->tts_isnull[WORK_SERIAL_NUMBER] = !msg.has_serial;
-	slot->tts_values[WORK_TOPIC_TYPE] = Int32GetDatum(msg.topic_type);
-	slot->tts_values[WORK_TOPIC_ID] = CStringGetTextDatum(msg.topic_id);
-	slot->tts_values[WORK_TOPIC_ID_TYPE] = Int32GetDatum(msg.topic_id_type);
-	slot->tts_values[WORK_STATE_ID] = Int32GetDatum(msg.state_id);
-	slot->tts_values[WORK_CRITICALITY] = Int32GetDatum(msg.criticality);
-	slot->tts_values[WORK_MESSAGE_TIME] = TimestampTzGetDatum(msg.message_time);
-	slot->tts_values[WORK_USER_PARAMS] = msg.user_params;
-	slot->tts_isnull[WORK_USER_PARAMS] = (msg.user_params == (Datum) 0);
-	slot->tts_values[WORK_SOURCE] = CStringGetTextDatum(msg.source);
-	ExecStoreVirtualTuple(slot);
-	tuplesort_puttupleslot(batch->sort, slot);
-
 	MemoryContextSwitchTo(old);
-	return true;
+	return ok;
 }
 
 /* Is the sorted work row in slot from client_id? */
@@ -316,6 +346,7 @@ track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 {
 	int			answer_end = -1;	/* last resync-complete message */
 
+	Assert(nmsgs > 0);
 	for (int i = 0; i < nmsgs; i++)
 	{
 		msgs[i].effective_time = sm_effective_time(msgs[i].message_time, now);
@@ -334,6 +365,7 @@ track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 
 		msg->verdict = serials_apply(track, msg, now, i <= answer_end);
 		batch->last_verdict = msg->verdict;
+		batch->counts[msg->verdict]++;
 
 		if (msg->verdict == VERDICT_SERIAL_RESET)
 			resync_reset_issued(track, now);
@@ -364,8 +396,13 @@ flush_chunk(MessageBatch *batch)
 
 	/* Messages arrive sorted by client: one track per run of a client */
 	for (int i = 0; i < nmsgs; i++)
+	{
+		Assert(i == 0 || strcmp(msgs[i - 1].client_id, msgs[i].client_id) <= 0);
+		Assert(i == 0 || strcmp(msgs[i - 1].client_id, msgs[i].client_id) < 0 ||
+			   msgs[i - 1].row_number < msgs[i].row_number);
 		if (i == 0 || strcmp(msgs[i].client_id, msgs[i - 1].client_id) != 0)
 			ntracks++;
+	}
 	tracks = palloc0(ntracks * sizeof(ClientTrack));
 	starts = palloc((ntracks + 1) * sizeof(int));
 	ntracks = 0;
@@ -381,7 +418,7 @@ flush_chunk(MessageBatch *batch)
 	elog(DEBUG2, "state_msg: chunk of %d messages from %d clients",
 		 nmsgs, ntracks);
 
-	store_load_clients(tracks, ntracks);
+	store_load_clients(tracks, ntracks, msgs, starts);
 
 	/*
 	 * The chunk's one engine clock reading, taken once the clients are
@@ -415,20 +452,25 @@ flush_chunk(MessageBatch *batch)
 	MemoryContextReset(batch->chunk_context);
 }
 
-/* Bytes the chunk being gathered holds */
+/*
+ * Bytes the chunk being gathered holds: its messages' fields and their
+ * entries in the message array (whose spare capacity is not counted, or
+ * one large chunk would make every later one look full).
+ */
 static Size
 chunk_bytes(MessageBatch *batch)
 {
 	return MemoryContextMemAllocated(batch->chunk_context, true) +
-		(Size) batch->maxmessages * sizeof(StateMessage);
+		(Size) batch->nmessages * sizeof(StateMessage);
 }
 
 /*
- * Process every message added, close the batch and return the verdict of
- * the last message (of the only one, for ingest()).
+ * Process every message added and close the batch.  Returns the verdict of
+ * the last message (of the only one, for ingest()) and, if counts is not
+ * NULL, fills counts[VERDICT_COUNT] with the number of each verdict.
  */
 Verdict
-batch_finish(MessageBatch *batch)
+batch_finish(MessageBatch *batch, int64 *counts)
 {
 	MemoryContext old;
 	Verdict		verdict;
@@ -475,18 +517,20 @@ batch_finish(MessageBatch *batch)
 	ExecDropSingleTupleTableSlot(batch->put_slot);
 	ExecDropSingleTupleTableSlot(batch->get_slot);
 
-	if (batch->rejected > MAX_REJECT_WARNINGS)
+	if (batch->counts[VERDICT_REJECTED] > MAX_REJECT_WARNINGS)
 		ereport(WARNING,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("%lld more state messages were rejected",
-						(long long) (batch->rejected - MAX_REJECT_WARNINGS)),
+						(long long) (batch->counts[VERDICT_REJECTED] - MAX_REJECT_WARNINGS)),
 				 errdetail("All %lld rejected rows were stored in state_msg.rejected_messages.",
-						   (long long) batch->rejected)));
+						   (long long) batch->counts[VERDICT_REJECTED])));
 
 	AtEOXact_GUC(true, batch->guc_nest_level);
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 	verdict = batch->last_verdict;
+	if (counts != NULL)
+		memcpy(counts, batch->counts, sizeof(batch->counts));
 	MemoryContextDelete(batch->context);
 	return verdict;
 }

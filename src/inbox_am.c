@@ -9,9 +9,15 @@
  * nothing, the relation's files stay empty, and there is never anything to
  * update, delete, lock, vacuum or freeze.
  *
+ * Because nothing is kept, a row is accepted only when that trigger will
+ * process it (see inbox_check_insert): never by a table without an enabled
+ * processing trigger, in a session_replication_role it does not fire in, or
+ * from a logical replication worker, which fires no statement triggers.
+ *
  * Inserted slots get no TID.  Hence row-level AFTER triggers see no NEW row
  * and foreign keys of the table are not checked; and indexes are refused,
- * since every entry would carry that same invalid TID.
+ * since every entry would carry that same invalid TID (CREATE INDEX
+ * CONCURRENTLY already by an event trigger, before it creates anything).
  *
  * IDENTIFICATION
  *	  src/inbox_am.c
@@ -23,20 +29,62 @@
 #include "access/multixact.h"
 #include "access/relscan.h"
 #include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/storage.h"
 #include "catalog/storage_xlog.h"
+#include "commands/event_trigger.h"
+#include "commands/trigger.h"
 #include "commands/vacuum.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "nodes/parsenodes.h"
 #include "pgstat.h"
+#include "replication/logicalworker.h"
 #include "storage/procarray.h"
 #include "storage/smgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "state_msg.h"
 
 PG_FUNCTION_INFO_V1(state_msg_inbox_am_handler);
+PG_FUNCTION_INFO_V1(state_msg_inbox_index_guard);
+
+/*
+ * What an insert must know about its table, kept in rd_amcache: whether a
+ * trigger that processes its rows fires in each session_replication_role.
+ * Built from the relcache's trigger list, so any change to the table's
+ * triggers (which sends a relcache invalidation, freeing rd_amcache) rebuilds
+ * it; a change to any function (CREATE OR REPLACE of the trigger function)
+ * bumps proc_generation and rebuilds it too.
+ */
+typedef struct InboxInsertGuard
+{
+	uint64		proc_generation;	/* proc_generation when built */
+	bool		fires_on_origin;	/* in roles origin and local */
+	bool		fires_on_replica;	/* in role replica */
+	bool		has_trigger;	/* a processing trigger exists, even disabled */
+	NameData	trigger_name;	/* one of them, for messages */
+} InboxInsertGuard;
+
+/* Bumped by every invalidation of pg_proc; stale guards are rebuilt */
+static uint64 proc_generation = 0;
+static bool proc_callback_registered = false;
 
 static void inbox_no_modify(Relation rel) pg_attribute_noreturn();
+static void inbox_refuse_index(const char *relname) pg_attribute_noreturn();
+static void inbox_refuse_unprocessed(Relation rel,
+									 InboxInsertGuard *guard) pg_attribute_noreturn();
 
 /*
  * Report that rows of an inbox table cannot be updated or deleted.  Scans
@@ -302,6 +350,169 @@ inbox_check_not_partition(Relation rel)
 }
 
 /*
+ * Note that some function changed: every guard must be rebuilt, since the
+ * change may have been to a trigger's function.
+ */
+static void
+inbox_proc_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	proc_generation++;
+}
+
+/*
+ * Build a table's insert guard from its triggers.  A trigger processes the
+ * rows if it is an AFTER INSERT ... FOR EACH STATEMENT trigger with a NEW
+ * TABLE, no WHEN condition, executing state_msg_inbox_process(); tgenabled
+ * then decides the roles it fires in, as in commands/trigger.c.  Also checks
+ * the table's columns once, so that a COPY into an unusable table fails on
+ * its first rows rather than after reading all of them.
+ */
+static InboxInsertGuard *
+inbox_build_guard(Relation rel)
+{
+	TriggerDesc *trigdesc = rel->trigdesc;
+	InboxInsertGuard guard;
+
+	if (!proc_callback_registered)
+	{
+		CacheRegisterSyscacheCallback(PROCOID, inbox_proc_changed, (Datum) 0);
+		proc_callback_registered = true;
+	}
+
+	memset(&guard, 0, sizeof(guard));
+	guard.proc_generation = proc_generation;
+	for (int i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *trigger = &trigdesc->triggers[i];
+
+		if (!TRIGGER_FOR_AFTER(trigger->tgtype) ||
+			!TRIGGER_FOR_INSERT(trigger->tgtype) ||
+			TRIGGER_FOR_ROW(trigger->tgtype) ||
+			trigger->tgnewtable == NULL ||
+			trigger->tgqual != NULL ||
+			!inbox_is_process_function(trigger->tgfoid))
+			continue;
+
+		if (!guard.has_trigger)
+			namestrcpy(&guard.trigger_name, trigger->tgname);
+		guard.has_trigger = true;
+		if (trigger->tgenabled == TRIGGER_FIRES_ON_ORIGIN ||
+			trigger->tgenabled == TRIGGER_FIRES_ALWAYS)
+			guard.fires_on_origin = true;
+		if (trigger->tgenabled == TRIGGER_FIRES_ON_REPLICA ||
+			trigger->tgenabled == TRIGGER_FIRES_ALWAYS)
+			guard.fires_on_replica = true;
+	}
+
+	if (guard.has_trigger)
+	{
+		int			attnos[INBOX_NATTS];
+
+		inbox_map_columns(RelationGetDescr(rel), RelationGetRelationName(rel),
+						  attnos);
+	}
+
+	if (rel->rd_amcache == NULL)
+		rel->rd_amcache = MemoryContextAlloc(CacheMemoryContext,
+											 sizeof(InboxInsertGuard));
+	memcpy(rel->rd_amcache, &guard, sizeof(guard));
+
+	return (InboxInsertGuard *) rel->rd_amcache;
+}
+
+/*
+ * How many trigger functions are executing (pg_trigger_depth()).  Zero in a
+ * logical replication worker means the worker itself is writing.
+ */
+static int
+trigger_depth(void)
+{
+	LOCAL_FCINFO(fcinfo, 0);
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+	return DatumGetInt32(pg_trigger_depth(fcinfo));
+}
+
+/*
+ * Refuse a row that no trigger would process (see inbox_check_insert).
+ */
+static void
+inbox_refuse_unprocessed(Relation rel, InboxInsertGuard *guard)
+{
+	char	   *relname = RelationGetRelationName(rel);
+	char	   *qualname;
+
+	qualname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+										  relname);
+	if (!guard->has_trigger)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot insert into table \"%s\" without a trigger to process its rows",
+						relname),
+				 errdetail("The table keeps no rows: only an AFTER INSERT ... FOR EACH STATEMENT trigger with a NEW TABLE that executes state_msg.inbox_process() processes them, and it has none."),
+				 errhint("Create one with CREATE TRIGGER inbox_process AFTER INSERT ON %s REFERENCING NEW TABLE AS new_messages FOR EACH STATEMENT EXECUTE FUNCTION state_msg.inbox_process().",
+						 qualname)));
+	if (!guard->fires_on_origin && !guard->fires_on_replica)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot insert into table \"%s\" while trigger \"%s\" is disabled",
+						relname, NameStr(guard->trigger_name)),
+				 errdetail("The table keeps no rows: they would be discarded without being processed."),
+				 errhint("Enable it with ALTER TABLE %s ENABLE TRIGGER %s.",
+						 qualname,
+						 quote_identifier(NameStr(guard->trigger_name)))));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot insert into table \"%s\" while session_replication_role is %s",
+					relname,
+					GetConfigOption("session_replication_role", false, false)),
+			 errdetail("Trigger \"%s\", which processes its rows, does not fire in this role, and the table keeps no rows.",
+					   NameStr(guard->trigger_name)),
+			 errhint("Let it fire in every role with ALTER TABLE %s ENABLE ALWAYS TRIGGER %s.",
+					 qualname,
+					 quote_identifier(NameStr(guard->trigger_name)))));
+}
+
+/*
+ * Accept rows into an inbox table only if they will be processed: the table
+ * keeps none, so a row whose processing trigger does not fire would be lost
+ * without a word.  Refuses rows routed to a partition, rows written by a
+ * logical replication worker itself (the apply worker fires no statement
+ * triggers; its initial copy is refused too, so that a subscription does not
+ * load the existing rows and then fail on every change; rows a trigger
+ * inserts from within a worker are statements of their own and fine), and
+ * rows of a table whose processing triggers are missing, disabled, or do not
+ * fire in the current session_replication_role.  Called for every row or
+ * batch of rows, so the trigger search is cached (inbox_build_guard).
+ */
+static inline void
+inbox_check_insert(Relation rel)
+{
+	InboxInsertGuard *guard = (InboxInsertGuard *) rel->rd_amcache;
+	bool		fires;
+
+	inbox_check_not_partition(rel);
+
+	if (unlikely(IsLogicalWorker()) && trigger_depth() == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot replicate into table \"%s\"",
+						RelationGetRelationName(rel)),
+				 errdetail("The table keeps no rows, and changes applied by logical replication fire no statement triggers, so they would be discarded without being processed."),
+				 errhint("Replicate into an ordinary table and insert its rows into the inbox from there.")));
+
+	if (unlikely(guard == NULL || guard->proc_generation != proc_generation))
+		guard = inbox_build_guard(rel);
+
+	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		fires = guard->fires_on_replica;
+	else
+		fires = guard->fires_on_origin;
+	if (unlikely(!fires))
+		inbox_refuse_unprocessed(rel, guard);
+}
+
+/*
  * Insert a row: keep nothing.  The slot is left intact for RETURNING and for
  * AFTER triggers' transition tables; it gets the table's OID but no TID.
  */
@@ -309,7 +520,7 @@ static void
 inbox_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid,
 				   int options, struct BulkInsertStateData *bistate)
 {
-	inbox_check_not_partition(rel);
+	inbox_check_insert(rel);
 	slot->tts_tableOid = RelationGetRelid(rel);
 	ItemPointerSetInvalid(&slot->tts_tid);
 }
@@ -323,7 +534,7 @@ inbox_tuple_insert_speculative(Relation rel, TupleTableSlot *slot,
 							   struct BulkInsertStateData *bistate,
 							   uint32 specToken)
 {
-	inbox_check_not_partition(rel);
+	inbox_check_insert(rel);
 	slot->tts_tableOid = RelationGetRelid(rel);
 	ItemPointerSetInvalid(&slot->tts_tid);
 }
@@ -345,7 +556,7 @@ inbox_multi_insert(Relation rel, TupleTableSlot **slots, int nslots,
 				   CommandId cid, int options,
 				   struct BulkInsertStateData *bistate)
 {
-	inbox_check_not_partition(rel);
+	inbox_check_insert(rel);
 	for (int i = 0; i < nslots; i++)
 	{
 		slots[i]->tts_tableOid = RelationGetRelid(rel);
@@ -502,6 +713,18 @@ inbox_scan_analyze_next_tuple(TableScanDesc scan, TransactionId OldestXmin,
 }
 
 /*
+ * Report that an inbox table cannot have an index.
+ */
+static void
+inbox_refuse_index(const char *relname)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot create index on table \"%s\"", relname),
+			 errdetail("Rows written to it are processed and discarded at once.")));
+}
+
+/*
  * Build an index: refused.  The executor would add an entry to it for every
  * inserted row, all with the same invalid TID, which btree rejects as
  * corruption; and nothing would ever remove those entries.
@@ -515,16 +738,13 @@ inbox_index_build_range_scan(Relation table_rel, Relation index_rel,
 							 IndexBuildCallback callback,
 							 void *callback_state, TableScanDesc scan)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("cannot create index on table \"%s\"",
-					RelationGetRelationName(table_rel)),
-			 errdetail("Rows written to it are processed and discarded at once.")));
+	inbox_refuse_index(RelationGetRelationName(table_rel));
 }
 
 /*
  * Find rows missing from an index (CREATE INDEX CONCURRENTLY): never
- * reached, as building the index fails first.
+ * reached, as the event trigger refuses the command and building the index
+ * would fail first.
  */
 static void
 inbox_index_validate_scan(Relation table_rel, Relation index_rel,
@@ -638,4 +858,68 @@ Datum
 state_msg_inbox_am_handler(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_POINTER(&inbox_methods);
+}
+
+/*
+ * Whether a relation uses the inbox access method.
+ */
+static bool
+is_inbox_relation(Oid relid)
+{
+	HeapTuple	tuple;
+	Oid			amoid;
+	bool		result = false;
+
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	amoid = ((Form_pg_class) GETSTRUCT(tuple))->relam;
+	ReleaseSysCache(tuple);
+	if (!OidIsValid(amoid))
+		return false;
+
+	tuple = SearchSysCache1(AMOID, ObjectIdGetDatum(amoid));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	if (((Form_pg_am) GETSTRUCT(tuple))->amtype == AMTYPE_TABLE)
+		result = (GetTableAmRoutine(((Form_pg_am) GETSTRUCT(tuple))->amhandler)
+				  == &inbox_methods);
+	ReleaseSysCache(tuple);
+
+	return result;
+}
+
+/*
+ * ddl_command_start event trigger for CREATE INDEX: refuse CREATE INDEX
+ * CONCURRENTLY on an inbox table before it creates anything.  Building the
+ * index fails anyway (inbox_index_build_range_scan), but CONCURRENTLY
+ * commits the index's catalog entry first, and the invalid index it leaves
+ * behind makes every later rewrite of the table (ALTER TABLE ... TYPE,
+ * VACUUM FULL) fail to rebuild it.  A plain CREATE INDEX is left to the
+ * build callback, whose error rolls everything back.
+ */
+Datum
+state_msg_inbox_index_guard(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata = (EventTriggerData *) fcinfo->context;
+	IndexStmt  *stmt;
+	Oid			relid;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("state_msg.inbox_index_guard() must be called as an event trigger")));
+
+	if (!IsA(trigdata->parsetree, IndexStmt))
+		PG_RETURN_VOID();
+	stmt = (IndexStmt *) trigdata->parsetree;
+	if (!stmt->concurrent)
+		PG_RETURN_VOID();
+
+	/* The command itself reports a missing table, and locks it */
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (OidIsValid(relid) && is_inbox_relation(relid))
+		inbox_refuse_index(get_rel_name(relid));
+
+	PG_RETURN_VOID();
 }

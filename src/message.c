@@ -11,8 +11,7 @@
  */
 #include "postgres.h"
 
-#include <ctype.h>
-
+#include "access/detoast.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
@@ -25,6 +24,182 @@
 #define GUID_PREFIX "GUID:"
 #define GUID_PREFIX_LEN 5
 #define GUID_TEXT_LEN 36		/* 8-4-4-4-12 hex digits */
+
+/* At most this many characters of an input value are echoed in a message */
+#define ECHO_CHARS 64
+
+/* Is c ASCII white space: space, tab, line feed, vertical tab, form feed, CR? */
+static inline bool
+is_ascii_space(unsigned char c)
+{
+	return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/*
+ * Is code point c, beyond ASCII, white space around an id?  The Unicode
+ * White_Space characters, plus the invisible format characters that lead
+ * ids pasted from documents or consoles: zero width space, non-joiner and
+ * joiner, word joiner, the byte order mark, the direction marks and the
+ * bidirectional embedding and isolate controls, and the Mongolian vowel
+ * separator (white space until Unicode 6.3).
+ */
+static bool
+is_unicode_space(pg_wchar c)
+{
+	switch (c)
+	{
+		case 0x0085:			/* next line */
+		case 0x00A0:			/* no-break space */
+		case 0x1680:			/* ogham space mark */
+		case 0x180E:			/* Mongolian vowel separator */
+		case 0x205F:			/* medium mathematical space */
+		case 0x2060:			/* word joiner */
+		case 0x3000:			/* ideographic space */
+		case 0xFEFF:			/* byte order mark, zero width no-break space */
+			return true;
+		default:
+			/*
+			 * U+2000..U+200A spaces, U+200B..U+200D zero width, U+200E..U+200F
+			 * direction marks; U+2028..U+2029 line and paragraph separators,
+			 * U+202A..U+202E embeddings and overrides, U+202F narrow no-break
+			 * space; U+2066..U+2069 isolates
+			 */
+			return (c >= 0x2000 && c <= 0x200F) ||
+				(c >= 0x2028 && c <= 0x202F) ||
+				(c >= 0x2066 && c <= 0x2069);
+	}
+}
+
+/* Is the database encoding UTF8, so that ids are read as Unicode? */
+static inline bool
+database_is_utf8(void)
+{
+	return GetDatabaseEncoding() == PG_UTF8;
+}
+
+/*
+ * Bytes of white space at the start of s (of length len).  ASCII white
+ * space always; the Unicode kind (is_unicode_space()) only when the
+ * database encoding is UTF8: in other encodings a byte above 0x7F is never
+ * white space.
+ */
+static size_t
+leading_space_slow(const char *s, size_t len)
+{
+	bool		utf8 = database_is_utf8();
+	size_t		i = 0;
+
+	while (i < len)
+	{
+		const unsigned char *c = (const unsigned char *) s + i;
+
+		if (*c < 0x80)
+		{
+			if (!is_ascii_space(*c))
+				break;
+			i++;
+		}
+		else
+		{
+			size_t		charlen;
+
+			if (!utf8)
+				break;
+			charlen = pg_utf_mblen(c);
+			if (charlen > len - i || !is_unicode_space(utf8_to_unicode(c)))
+				break;
+			i += charlen;
+		}
+	}
+	return i;
+}
+
+/*
+ * Bytes of white space at the end of s (of length len), as
+ * leading_space_slow() sees it.  UTF-8 is read backwards: a character
+ * starts at the first byte that is not a continuation byte (10xxxxxx).
+ */
+static size_t
+trailing_space_slow(const char *s, size_t len)
+{
+	bool		utf8 = database_is_utf8();
+	size_t		end = len;
+
+	while (end > 0)
+	{
+		const unsigned char *u = (const unsigned char *) s;
+
+		if (u[end - 1] < 0x80)
+		{
+			if (!is_ascii_space(u[end - 1]))
+				break;
+			end--;
+		}
+		else
+		{
+			size_t		start = end - 1;
+
+			if (!utf8)
+				break;
+			while (start > 0 && end - start < MAX_MULTIBYTE_CHAR_LEN &&
+				   (u[start] & 0xC0) == 0x80)
+				start--;
+			if ((size_t) pg_utf_mblen(u + start) != end - start ||
+				!is_unicode_space(utf8_to_unicode(u + start)))
+				break;
+			end = start;
+		}
+	}
+	return len - end;
+}
+
+/*
+ * Bytes of white space at the start of s (of length len).  Most ids start
+ * with an ASCII character that is not white space: then one byte is all
+ * this looks at, as cheap as the ASCII-only rule was.
+ */
+static inline size_t
+leading_space(const char *s, size_t len)
+{
+	unsigned char c = len > 0 ? (unsigned char) s[0] : 0;
+
+	if (len > 0 && c < 0x80 && !is_ascii_space(c))
+		return 0;
+	return leading_space_slow(s, len);
+}
+
+/* Bytes of white space at the end of s, looking at one byte if it can */
+static inline size_t
+trailing_space(const char *s, size_t len)
+{
+	unsigned char c = len > 0 ? (unsigned char) s[len - 1] : 0;
+
+	if (len > 0 && c < 0x80 && !is_ascii_space(c))
+		return 0;
+	return trailing_space_slow(s, len);
+}
+
+/*
+ * Is s nothing but white space (as leading_space_slow() defines it)?  Such
+ * an id is blank: it names nothing, however many characters it has.
+ */
+static bool
+is_blank(const char *s)
+{
+	size_t		len = strlen(s);
+
+	return leading_space(s, len) == len;
+}
+
+/* The hex digits, ASCII only: a table, as cheap as isxdigit() and locale-free */
+static const bool hex_digit[256] = {
+	['0'] = true, ['1'] = true, ['2'] = true, ['3'] = true, ['4'] = true,
+	['5'] = true, ['6'] = true, ['7'] = true, ['8'] = true, ['9'] = true,
+	['A'] = true, ['B'] = true, ['C'] = true, ['D'] = true, ['E'] = true,
+	['F'] = true,
+	['a'] = true, ['b'] = true, ['c'] = true, ['d'] = true, ['e'] = true,
+	['f'] = true
+};
 
 /* Is s (of length len) a GUID, 8-4-4-4-12 hex digits, optionally in braces? */
 static bool
@@ -45,7 +220,7 @@ is_guid(const char *s, size_t len, size_t *start)
 			if (c != '-')
 				return false;
 		}
-		else if (!isxdigit((unsigned char) c))
+		else if (!hex_digit[(unsigned char) c])
 			return false;
 	}
 	return true;
@@ -55,33 +230,35 @@ is_guid(const char *s, size_t len, size_t *start)
  * Normalize a client id to one spelling.  Clients report themselves as
  * "GUID:xxxxxxxx-...", "GUID: xxxxxxxx-..." or a bare GUID, in either case;
  * all of these are "GUID:" followed by the upper-case GUID.  Any other id is
- * kept as given, less surrounding white space.
+ * kept as given, less surrounding white space (leading_space_slow()):
+ * relays and consoles add a byte order mark, direction marks or no-break
+ * spaces that must not make the same client two.  White space inside an id
+ * is kept.  An id that is nothing but white space, or "GUID:" alone, gives
+ * "".
  */
 char *
 normalize_client_id(const char *raw)
 {
 	const char *s = raw;
-	size_t		len;
+	size_t		len = strlen(raw);
+	size_t		skip;
 	size_t		start;
 	bool		prefixed = false;
 	char	   *result;
 
-	while (isspace((unsigned char) *s))
-		s++;
-	len = strlen(s);
-	while (len > 0 && isspace((unsigned char) s[len - 1]))
-		len--;
+	skip = leading_space(s, len);
+	s += skip;
+	len -= skip;
+	len -= trailing_space(s, len);
 
 	if (len >= GUID_PREFIX_LEN && pg_strncasecmp(s, GUID_PREFIX, GUID_PREFIX_LEN) == 0)
 	{
 		prefixed = true;
 		s += GUID_PREFIX_LEN;
 		len -= GUID_PREFIX_LEN;
-		while (len > 0 && isspace((unsigned char) *s))
-		{
-			s++;
-			len--;
-		}
+		skip = leading_space(s, len);
+		s += skip;
+		len -= skip;
 	}
 
 	if (is_guid(s, len, &start))
@@ -115,6 +292,24 @@ state_msg_normalize_client_id(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(normalize_client_id(raw)));
 }
 
+/*
+ * A text value to quote in a message: its first ECHO_CHARS characters, cut
+ * on a character boundary, then "..." if there is more.  Only that prefix
+ * is detoasted, so an error about a huge value stays small and cheap.
+ */
+char *
+echo_text(Datum value)
+{
+	int32		max_bytes = ECHO_CHARS * pg_database_encoding_max_length();
+	Size		total = toast_raw_datum_size(value) - VARHDRSZ;
+	text	   *prefix = DatumGetTextPSlice(value, 0, max_bytes);
+	const char *data = VARDATA_ANY(prefix);
+	int			clip = pg_mbcharcliplen(data, VARSIZE_ANY_EXHDR(prefix),
+										ECHO_CHARS);
+
+	return psprintf("%.*s%s", clip, data, (Size) clip < total ? "..." : "");
+}
+
 /* Record why a message is rejected; always returns false for the caller */
 static bool
 reject(int *sqlstate, char **reason, int code, char *text)
@@ -133,24 +328,25 @@ too_long(const char *s, int maxlen)
 	return bytes > (size_t) maxlen && pg_mbstrlen_with_len(s, bytes) > maxlen;
 }
 
-/* Check a required text field: present, not blank, not too long */
+/*
+ * Check a required text field: present, not too long, not blank.  The
+ * length is read from the datum's header, so an oversized value is refused
+ * without being detoasted.
+ */
 static bool
 check_text(Datum *values, bool *isnull, InboxColumn col, const char *field,
 		   int maxbytes, char **out, int *sqlstate, char **reason)
 {
 	char	   *s;
-	const char *c;
 
 	if (isnull[col])
 		return reject(sqlstate, reason, ERRCODE_NULL_VALUE_NOT_ALLOWED,
 					  psprintf("%s must not be null", field));
-	s = TextDatumGetCString(values[col]);
-	if (strlen(s) > (size_t) maxbytes)
+	if (toast_raw_datum_size(values[col]) - VARHDRSZ > (Size) maxbytes)
 		return reject(sqlstate, reason, ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
 					  psprintf("%s is longer than %d bytes", field, maxbytes));
-	for (c = s; isspace((unsigned char) *c); c++)
-		;
-	if (*c == '\0')
+	s = TextDatumGetCString(values[col]);
+	if (is_blank(s))
 		return reject(sqlstate, reason, ERRCODE_INVALID_PARAMETER_VALUE,
 					  psprintf("%s must not be empty", field));
 	*out = s;

@@ -34,6 +34,8 @@ resync_reset_issued(ClientTrack *track, TimestampTz now)
 	request->issued_at = sm_resync_event_time(now, track->has_last_completed,
 											  track->last_completed);
 	request->completed = false;
+	Assert(!track->has_last_completed ||
+		   request->issued_at > track->last_completed);
 	track->last_issued = request->issued_at;
 	track->has_last_issued = true;
 	sm_count(&track->counts.resync_requests_issued, 1);
@@ -64,6 +66,7 @@ resync_completed(ClientTrack *track, TimestampTz now)
 			request->completed_at = completed_at;
 		}
 	}
+	Assert(!track->has_last_issued || completed_at > track->last_issued);
 	track->last_completed = completed_at;
 	track->has_last_completed = true;
 }

@@ -34,11 +34,16 @@
 
 #include "state_msg.h"
 
-/* Insert a range at position pos, growing the array as needed */
+/*
+ * Insert a range created by this chunk at position pos, growing the array as
+ * needed
+ */
 static void
 insert_range(ClientTrack *track, int pos, int64 first, int64 last,
 			 TimestampTz detected_at)
 {
+	MissingRange *r;
+
 	if (track->nranges == track->maxranges)
 	{
 		track->maxranges = Max(8, track->maxranges * 2);
@@ -50,27 +55,107 @@ insert_range(ClientTrack *track, int pos, int64 first, int64 last,
 	}
 	memmove(&track->ranges[pos + 1], &track->ranges[pos],
 			(track->nranges - pos) * sizeof(MissingRange));
-	track->ranges[pos].first_serial = first;
-	track->ranges[pos].last_serial = last;
-	track->ranges[pos].detected_at = detected_at;
+	r = &track->ranges[pos];
+	r->first_serial = first;
+	r->last_serial = last;
+	r->detected_at = detected_at;
+	r->stored = false;
 	track->nranges++;
+}
+
+/*
+ * The range at pos is about to change or go: if it is a stored row, note
+ * the row for deletion; the range is then one to insert (if it stays).
+ * Only the rows that change are rewritten, whatever the client's history.
+ */
+static void
+unstore_range(ClientTrack *track, int pos)
+{
+	MissingRange *r = &track->ranges[pos];
+
+	if (!r->stored)
+		return;
+	if (track->ndropped == track->maxdropped)
+	{
+		track->maxdropped = Max(8, track->maxdropped * 2);
+		if (track->dropped == NULL)
+			track->dropped = palloc(track->maxdropped * sizeof(int64));
+		else
+			track->dropped = repalloc(track->dropped,
+									  track->maxdropped * sizeof(int64));
+	}
+	track->dropped[track->ndropped++] = r->first_serial;
+	r->stored = false;
+	track->ranges_changed = true;
 }
 
 /* Remove the range at position pos */
 static void
 remove_range(ClientTrack *track, int pos)
 {
+	unstore_range(track, pos);
 	memmove(&track->ranges[pos], &track->ranges[pos + 1],
 			(track->nranges - pos - 1) * sizeof(MissingRange));
 	track->nranges--;
 }
 
-/* Append a range read from state_msg.missing_ranges (given in order) */
+/*
+ * Add a range read from state_msg.missing_ranges.  They come in
+ * first_serial order, each once per serial that meets it: repeats are
+ * skipped.
+ */
 void
 serials_add_range(ClientTrack *track, int64 first, int64 last,
 				  TimestampTz detected_at)
 {
-	insert_range(track, track->nranges, first, last, detected_at);
+	int			n = track->nranges;
+
+	if (n > 0 && track->ranges[n - 1].first_serial >= first)
+	{
+		if (track->ranges[n - 1].first_serial == first)
+			return;
+		elog(ERROR, "missing ranges of client \"%s\" read out of order",
+			 track->client_id);
+	}
+	insert_range(track, n, first, last, detected_at);
+	track->ranges[n].stored = true;
+}
+
+/* qsort comparator for int64 */
+static int
+compare_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * The serials of a client's messages (in the chunk) whose stored missing
+ * range must be read before they are tracked: those below the next serial
+ * as read.  A serial at or above it can only meet a range the chunk itself
+ * creates, since every stored range lies below next.  Writes them to
+ * serials (room for nmsgs), sorted and without repeats; returns how many.
+ */
+int
+serials_to_probe(ClientTrack *track, StateMessage *msgs, int nmsgs,
+				 int64 *serials)
+{
+	int			n = 0;
+	int			kept = 0;
+
+	if (!track->has_baseline)
+		return 0;				/* never had a serial: no ranges */
+	for (int i = 0; i < nmsgs; i++)
+		if (msgs[i].has_serial && msgs[i].serial_number < track->next_serial)
+			serials[n++] = msgs[i].serial_number;
+	if (n > 1)
+		qsort(serials, n, sizeof(int64), compare_int64);
+	for (int i = 0; i < n; i++)
+		if (kept == 0 || serials[i] != serials[kept - 1])
+			serials[kept++] = serials[i];
+	return kept;
 }
 
 /* Position of the range holding serial, or -1 (binary search) */
@@ -103,17 +188,35 @@ fill_range(ClientTrack *track, int pos, int64 serial)
 
 	if (r->first_serial == serial && r->last_serial == serial)
 		remove_range(track, pos);
-	else if (r->first_serial == serial)
-		r->first_serial++;
-	else if (r->last_serial == serial)
-		r->last_serial--;
 	else
 	{
-		int64		last = r->last_serial;
+		unstore_range(track, pos);
+		if (r->first_serial == serial)
+			r->first_serial++;
+		else if (r->last_serial == serial)
+			r->last_serial--;
+		else
+		{
+			int64		last = r->last_serial;
 
-		r->last_serial = serial - 1;
-		insert_range(track, pos + 1, serial + 1, last, r->detected_at);
+			r->last_serial = serial - 1;
+			insert_range(track, pos + 1, serial + 1, last, r->detected_at);
+		}
 	}
+	track->ranges_changed = true;
+}
+
+/*
+ * A reset: the old epoch's ranges can never be filled.  Drop them all, the
+ * stored ones (read or not) and those of this chunk.
+ */
+void
+serials_drop_all_ranges(ClientTrack *track)
+{
+	track->drop_stored = true;
+	track->drop_below = 0;
+	track->ndropped = 0;
+	track->nranges = 0;
 	track->ranges_changed = true;
 }
 
@@ -195,9 +298,7 @@ serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now,
 		track->epoch_started = t;
 		track->has_epoch_started = true;
 		track->next_serial = s + 1;
-		if (track->nranges > 0)
-			track->ranges_changed = true;
-		track->nranges = 0;
+		serials_drop_all_ranges(track);
 	}
 	else
 	{
@@ -243,13 +344,26 @@ serials_choose_baseline(ClientTrack *track, StateMessage *msgs, int nmsgs)
 
 /*
  * A resync answer makes every gap before it irrelevant: drop the missing
- * serials below serial.
+ * serials below serial.  The stored ranges that begin below it all end
+ * below it too (serial itself was just processed, so no range holds it):
+ * they go by their key range, read or not.
  */
 void
 serials_forget_below(ClientTrack *track, int64 serial)
 {
 	int			keep = 0;
 
+	if (serial > track->drop_below)
+	{
+		track->drop_below = serial;
+		track->ranges_changed = true;
+	}
+	for (int i = 0; i < track->ndropped; i++)
+		if (track->dropped[i] >= serial)
+			track->dropped[keep++] = track->dropped[i];
+	track->ndropped = keep;
+
+	keep = 0;
 	for (int i = 0; i < track->nranges; i++)
 	{
 		MissingRange *r = &track->ranges[i];
@@ -260,11 +374,9 @@ serials_forget_below(ClientTrack *track, int64 serial)
 		{
 			/* cannot happen: serial itself was just processed */
 			r->first_serial = serial + 1;
-			track->ranges_changed = true;
+			r->stored = false;	/* its row begins below serial: dropped */
 		}
 		track->ranges[keep++] = *r;
 	}
-	if (keep != track->nranges)
-		track->ranges_changed = true;
 	track->nranges = keep;
 }

@@ -13,6 +13,9 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+/* The release of the SQL objects this library works with */
+#define SM_RELEASE "1.1"
+
 /*
  * Limits on what a message may carry (more is rejected).  Ids are limited in
  * bytes, so that client_state's primary key entries always fit an index
@@ -93,6 +96,8 @@ typedef struct MissingRange
 	int64		first_serial;
 	int64		last_serial;
 	TimestampTz detected_at;
+	bool		stored;			/* state_msg.missing_ranges holds it as is, in
+								 * the row (client_id, first_serial) */
 } MissingRange;
 
 /* A client's counters: the columns of state_msg.clients of those names */
@@ -134,10 +139,23 @@ typedef struct ClientTrack
 	TimestampTz last_message_time;	/* newest effective time of an accepted
 									 * serialized message */
 	bool		has_last_message_time;
-	MissingRange *ranges;		/* sorted, disjoint */
+
+	/*
+	 * Missing ranges, sorted and disjoint: not all of the client's, only
+	 * those the chunk's serials can meet (see serials_to_probe()) and those
+	 * the chunk creates.  Changes are written back as deletes of stored rows
+	 * and inserts of the ranges not stored.
+	 */
+	MissingRange *ranges;
 	int			nranges;
 	int			maxranges;
-	bool		ranges_changed;
+	bool		ranges_changed; /* there is something to delete or insert */
+	bool		drop_stored;	/* delete all the client's stored ranges */
+	int64		drop_below;		/* delete the stored ranges that begin below
+								 * this serial (none if 0) */
+	int64	   *dropped;		/* first_serial of each stored row to delete */
+	int			ndropped;
+	int			maxdropped;
 	ClientCounters counts;
 	/* resync events, in arrival order */
 	TimestampTz last_issued;	/* last_resync_issued_time */
@@ -169,6 +187,7 @@ extern int	sm_batch_chunk_size;
 extern int	sm_batch_chunk_memory;
 extern int64 sm_duration_usecs(double minutes);
 extern TimestampTz sm_engine_now(void);
+extern void sm_require_current_release(void);
 extern TimestampTz sm_effective_time(TimestampTz message_time,
 									 TimestampTz processed_at);
 
@@ -195,6 +214,7 @@ sm_resync_event_time(TimestampTz now, bool has_after, TimestampTz after)
 
 /* message.c: validation and normalization */
 extern char *normalize_client_id(const char *raw);
+extern char *echo_text(Datum value);
 extern bool message_check(Datum *values, bool *isnull, int64 row_number,
 						  StateMessage *msg, int *sqlstate, char **reason);
 
@@ -206,6 +226,9 @@ extern void serials_choose_baseline(ClientTrack *track, StateMessage *msgs,
 extern Verdict serials_apply(ClientTrack *track, StateMessage *msg,
 							 TimestampTz now, bool resync_answer);
 extern void serials_forget_below(ClientTrack *track, int64 serial);
+extern void serials_drop_all_ranges(ClientTrack *track);
+extern int	serials_to_probe(ClientTrack *track, StateMessage *msgs, int nmsgs,
+							 int64 *serials);
 
 /* resync_events.c: resync requests and completions met while processing */
 extern void resync_reset_issued(ClientTrack *track, TimestampTz now);
@@ -224,10 +247,17 @@ extern void current_state_collect(ClientTrack *track,
 typedef struct MessageBatch MessageBatch;
 extern MessageBatch *batch_begin(void);
 extern bool batch_add(MessageBatch *batch, Datum *values, bool *isnull);
-extern Verdict batch_finish(MessageBatch *batch);
+extern void batch_add_message(MessageBatch *batch, const StateMessage *msg);
+extern Verdict batch_finish(MessageBatch *batch, int64 *counts);
+
+/* inbox.c: the inbox's columns and its processing trigger */
+extern void inbox_map_columns(TupleDesc desc, const char *relname,
+							  int *attnos);
+extern bool inbox_is_process_function(Oid funcoid);
 
 /* store.c: the engine's tables */
-extern void store_load_clients(ClientTrack *tracks, int ntracks);
+extern void store_load_clients(ClientTrack *tracks, int ntracks,
+							   StateMessage *msgs, int *starts);
 extern void store_load_states(ClientTrack *tracks, int ntracks);
 extern int	compare_topics(const StateMessage *a, const StateMessage *b);
 extern void store_save_clients(ClientTrack *tracks, int ntracks,

@@ -56,6 +56,7 @@ typedef enum ClientColumn
 } ClientColumn;
 
 /* Statements kept across calls for the life of the backend */
+static SPIPlanPtr create_clients_plan;
 static SPIPlanPtr lock_clients_plan;
 static SPIPlanPtr load_ranges_plan;
 static SPIPlanPtr update_clients_plan;
@@ -70,22 +71,40 @@ static SPIPlanPtr insert_reset_requests_plan;
 static SPIPlanPtr reject_plan;
 
 /*
- * Lock the clients, creating new ones, in one pass in input (client_id)
- * order, and read them.  The no-op update is what makes ON CONFLICT return
- * an existing row; the conflict check probes the primary key whatever the
- * table's statistics, so the lookup never degrades to a scan.
+ * Lock the chunk's clients, in client_id order, without writing a row
+ * version: first create the new ones (a row this transaction inserted is
+ * locked by it; a concurrent creator of the same client waits for it, as it
+ * would for the row lock), then lock and read all of them with FOR UPDATE,
+ * in order.  The one row version a client gets per batch is the update that
+ * writes it back.  The ids come sorted in the "C" order the key uses.
  */
-static const char *lock_clients_sql =
-"INSERT INTO state_msg.clients AS c (client_id)"
+static const char *create_clients_sql =
+"INSERT INTO state_msg.clients (client_id)"
 " SELECT id FROM pg_catalog.unnest($1::pg_catalog.text[]) AS id"
-" ON CONFLICT (client_id) DO UPDATE SET client_id = excluded.client_id"
-" RETURNING " CLIENT_COLUMNS;
+" ON CONFLICT (client_id) DO NOTHING";
 
-static const char *load_ranges_sql =
-"SELECT client_id, first_serial, last_serial, detected_at"
-" FROM state_msg.missing_ranges"
+static const char *lock_clients_sql =
+"SELECT " CLIENT_COLUMNS " FROM state_msg.clients"
 " WHERE client_id = ANY ($1::pg_catalog.text[])"
-" ORDER BY client_id, first_serial";
+" ORDER BY client_id FOR UPDATE";
+
+/*
+ * The stored missing ranges that hold some (client_id, serial) pairs: per
+ * pair, one probe of the primary key for the last range beginning at or
+ * before the serial, kept if it reaches the serial.  In first_serial order
+ * per client, a range once per pair that meets it.
+ */
+static const char *load_ranges_sql =
+"SELECT r.client_id, r.first_serial, r.last_serial, r.detected_at"
+" FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
+" pg_catalog.unnest($2::pg_catalog.int8[])) AS p(client_id, serial)"
+" CROSS JOIN LATERAL (SELECT m.client_id, m.first_serial, m.last_serial,"
+"   m.detected_at FROM state_msg.missing_ranges m"
+"   WHERE m.client_id = p.client_id COLLATE pg_catalog.\"C\""
+"   AND m.first_serial <= p.serial"
+"   ORDER BY m.first_serial DESC LIMIT 1) AS r"
+" WHERE r.last_serial >= p.serial"
+" ORDER BY r.client_id, r.first_serial";
 
 /*
  * Write the clients back.  Every row exists (the batch locked or created
@@ -113,9 +132,18 @@ static const char *update_clients_sql =
 " last_resync_client_completed_time = excluded.last_resync_client_completed_time,"
 " last_processed_time = excluded.last_processed_time";
 
+/*
+ * Delete the stored ranges of some clients whose first_serial lies in a key
+ * interval [lo, hi] (one row, those below a resync answer, or all of a
+ * reset client's): a primary key range scan per interval.
+ */
 static const char *delete_ranges_sql =
-"DELETE FROM state_msg.missing_ranges"
-" WHERE client_id = ANY ($1::pg_catalog.text[])";
+"DELETE FROM state_msg.missing_ranges m"
+" USING ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
+" pg_catalog.unnest($2::pg_catalog.int8[]),"
+" pg_catalog.unnest($3::pg_catalog.int8[])) AS d(client_id, lo, hi)"
+" WHERE m.client_id = d.client_id COLLATE pg_catalog.\"C\""
+" AND m.first_serial >= d.lo AND m.first_serial <= d.hi";
 
 static const char *insert_ranges_sql =
 "INSERT INTO state_msg.missing_ranges"
@@ -204,17 +232,18 @@ static const char *reject_sql =
 /*
  * Prepare sql once per backend and keep the plan.  Statements get a generic
  * plan (they are simple, and planning one for every call of a batch-sized
- * array parameter would cost more than it saves), except reads of tables
- * that may grow by orders of magnitude in a session: load_states_sql and
- * load_ranges_sql are planned for each call, against the tables' current
- * size.  So is complete_requests_sql, which runs only for a chunk with
- * resync answers: planned for its own arrays, its join of the clients
- * with their requests is a hash join when they are many.
+ * that may grow by orders of magnitude in a session: lock_clients_sql,
+ * load_states_sql and load_ranges_sql are planned for each call, against
+ * the tables' current size.  So is complete_requests_sql, which runs only
+ * for a chunk with resync answers: planned for its own arrays, its join of
+ * the clients with their requests is a hash join when they are many.
  */
 static SPIPlanPtr
 keep_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 {
-	int			options = (sql == load_states_sql || sql == load_ranges_sql) ?
+	int			options = (sql == load_states_sql || sql == load_ranges_sql ||
+						   sql == lock_clients_sql ||
+						   sql == delete_ranges_sql) ?
 		CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN;
 
 	if (sql == complete_requests_sql)
@@ -394,31 +423,45 @@ read_client(HeapTuple tuple, TupleDesc desc, ClientTrack *tracks, int ntracks)
 }
 
 /*
- * Lock the chunk's clients (creating new ones) in client_id order and read
- * their serial state, then their missing ranges.
+ * Read the stored missing ranges that the chunk's messages can meet: for
+ * each serial serials_to_probe() names, the range holding it, if any.
+ * msgs holds the chunk's messages, tracks[k]'s from starts[k] to
+ * starts[k + 1].  A client's other ranges stay unread however many there
+ * are: what a batch reads and writes follows its messages, not the
+ * client's history.
  */
-void
-store_load_clients(ClientTrack *tracks, int ntracks)
+static void
+store_load_ranges(ClientTrack *tracks, int ntracks, StateMessage *msgs,
+				  int *starts)
 {
-	Oid			argtypes[] = {TEXTARRAYOID};
-	char	  **ids = palloc(ntracks * sizeof(char *));
-	Datum		arg;
+	Oid			argtypes[] = {TEXTARRAYOID, INT8ARRAYOID};
+	int			nmsgs = starts[ntracks] - starts[0];
+	char	  **ids = palloc(Max(nmsgs, 1) * sizeof(char *));
+	int64	   *serials = palloc(Max(nmsgs, 1) * sizeof(int64));
+	Datum	   *serial_datums;
+	Datum		args[2];
+	int			nprobes = 0;
 
-	for (int i = 0; i < ntracks; i++)
-		ids[i] = tracks[i].client_id;
-	arg = text_array(ids, ntracks);
+	for (int k = 0; k < ntracks; k++)
+	{
+		int			n = serials_to_probe(&tracks[k], &msgs[starts[k]],
+										 starts[k + 1] - starts[k],
+										 &serials[nprobes]);
 
-	run_plan(&lock_clients_plan, lock_clients_sql, 1, argtypes, &arg, NULL,
-			 SPI_OK_INSERT_RETURNING);
-	for (uint64 i = 0; i < SPI_processed; i++)
-		read_client(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-					tracks, ntracks);
-	if (SPI_processed != (uint64) ntracks)
-		elog(ERROR, "locked %llu clients of %d",
-			 (unsigned long long) SPI_processed, ntracks);
-	SPI_freetuptable(SPI_tuptable);
+		for (int j = 0; j < n; j++)
+			ids[nprobes++] = tracks[k].client_id;
+	}
+	if (nprobes == 0)
+		return;
 
-	run_plan(&load_ranges_plan, load_ranges_sql, 1, argtypes, &arg, NULL,
+	serial_datums = palloc(nprobes * sizeof(Datum));
+	for (int i = 0; i < nprobes; i++)
+		serial_datums[i] = Int64GetDatum(serials[i]);
+	args[0] = text_array(ids, nprobes);
+	args[1] = PointerGetDatum(construct_array(serial_datums, nprobes, INT8OID,
+											  8, FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	run_plan(&load_ranges_plan, load_ranges_sql, 2, argtypes, args, NULL,
 			 SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -433,6 +476,38 @@ store_load_clients(ClientTrack *tracks, int ntracks)
 						  DatumGetTimestampTz(SPI_getbinval(tuple, desc, 4, &isnull)));
 	}
 	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Lock the chunk's clients (creating new ones) in client_id order and read
+ * their serial state, then the missing ranges their messages (msgs, see
+ * store_load_ranges()) can meet.
+ */
+void
+store_load_clients(ClientTrack *tracks, int ntracks, StateMessage *msgs,
+				   int *starts)
+{
+	Oid			argtypes[] = {TEXTARRAYOID};
+	char	  **ids = palloc(ntracks * sizeof(char *));
+	Datum		arg;
+
+	for (int i = 0; i < ntracks; i++)
+		ids[i] = tracks[i].client_id;
+	arg = text_array(ids, ntracks);
+
+	run_plan(&create_clients_plan, create_clients_sql, 1, argtypes, &arg, NULL,
+			 SPI_OK_INSERT);
+	run_plan(&lock_clients_plan, lock_clients_sql, 1, argtypes, &arg, NULL,
+			 SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		read_client(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+					tracks, ntracks);
+	if (SPI_processed != (uint64) ntracks)
+		elog(ERROR, "locked %llu clients of %d",
+			 (unsigned long long) SPI_processed, ntracks);
+	SPI_freetuptable(SPI_tuptable);
+
+	store_load_ranges(tracks, ntracks, msgs, starts);
 }
 
 /* The descriptor of sm_states rows: the columns of INSERT_STATES */
@@ -638,6 +713,109 @@ save_resync_events(ClientTrack *tracks, int ntracks)
 }
 
 /*
+ * Write back what changed in the tracks' missing ranges: one delete of the
+ * stored rows that changed or went (by key intervals: one row, the rows
+ * below a resync answer, or all of a reset client's), then one insert of
+ * the ranges not stored.  A range that changed is deleted and inserted
+ * again; unchanged ranges are not touched.
+ */
+static void
+store_save_ranges(ClientTrack *tracks, int ntracks)
+{
+	Oid			argtypes[] = {TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+	TIMESTAMPTZARRAYOID};
+	Datum		args[4];
+	char	  **ids;
+	Datum	   *firsts;
+	Datum	   *lasts;
+	Datum	   *times;
+	int			ndeletes = 0,
+				ninserts = 0,
+				k = 0;
+
+	for (int i = 0; i < ntracks; i++)
+	{
+		ClientTrack *t = &tracks[i];
+
+		if (!t->ranges_changed)
+			continue;
+		ndeletes += t->drop_stored ? 1 : (t->drop_below > 0) + t->ndropped;
+		for (int r = 0; r < t->nranges; r++)
+			ninserts += !t->ranges[r].stored;
+	}
+	ids = palloc(Max(Max(ndeletes, ninserts), 1) * sizeof(char *));
+	firsts = palloc(Max(Max(ndeletes, ninserts), 1) * sizeof(Datum));
+	lasts = palloc(Max(Max(ndeletes, ninserts), 1) * sizeof(Datum));
+	times = palloc(Max(ninserts, 1) * sizeof(Datum));
+
+	if (ndeletes > 0)
+	{
+		for (int i = 0; i < ntracks; i++)
+		{
+			ClientTrack *t = &tracks[i];
+
+			if (!t->ranges_changed)
+				continue;
+			if (t->drop_stored || t->drop_below > 0)
+			{
+				ids[k] = t->client_id;
+				firsts[k] = Int64GetDatum(PG_INT64_MIN);
+				lasts[k++] = Int64GetDatum(t->drop_stored ? PG_INT64_MAX :
+										   t->drop_below - 1);
+			}
+			if (t->drop_stored)
+				continue;
+			for (int r = 0; r < t->ndropped; r++, k++)
+			{
+				ids[k] = t->client_id;
+				firsts[k] = lasts[k] = Int64GetDatum(t->dropped[r]);
+			}
+		}
+		Assert(k == ndeletes);
+		args[0] = text_array(ids, ndeletes);
+		args[1] = PointerGetDatum(construct_array(firsts, ndeletes, INT8OID,
+												  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[2] = PointerGetDatum(construct_array(lasts, ndeletes, INT8OID,
+												  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		run_plan(&delete_ranges_plan, delete_ranges_sql, 3, argtypes, args,
+				 NULL, SPI_OK_DELETE);
+	}
+
+	if (ninserts > 0)
+	{
+		k = 0;
+		for (int i = 0; i < ntracks; i++)
+		{
+			ClientTrack *t = &tracks[i];
+
+			if (!t->ranges_changed)
+				continue;
+			for (int r = 0; r < t->nranges; r++)
+			{
+				MissingRange *range = &t->ranges[r];
+
+				if (range->stored)
+					continue;
+				ids[k] = t->client_id;
+				firsts[k] = Int64GetDatum(range->first_serial);
+				lasts[k] = Int64GetDatum(range->last_serial);
+				times[k++] = TimestampTzGetDatum(range->detected_at);
+			}
+		}
+		Assert(k == ninserts);
+		args[0] = text_array(ids, ninserts);
+		args[1] = PointerGetDatum(construct_array(firsts, ninserts, INT8OID,
+												  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[2] = PointerGetDatum(construct_array(lasts, ninserts, INT8OID,
+												  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[3] = PointerGetDatum(construct_array(times, ninserts, TIMESTAMPTZOID,
+												  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		run_plan(&insert_ranges_plan, insert_ranges_sql, 4, argtypes, args,
+				 NULL, SPI_OK_INSERT);
+	}
+}
+
+/*
  * Write the tracks back: clients, missing ranges, resync requests.  now is
  * the chunk's engine clock, the clients' last processing time.
  */
@@ -645,61 +823,8 @@ void
 store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz now,
 				   MemoryContext batch_context)
 {
-	char	  **changed = palloc(ntracks * sizeof(char *));
-	int			nchanged = 0,
-				nranges = 0;
-
 	save_client_rows(tracks, ntracks, now, batch_context);
-	for (int i = 0; i < ntracks; i++)
-	{
-		if (tracks[i].ranges_changed)
-		{
-			changed[nchanged++] = tracks[i].client_id;
-			nranges += tracks[i].nranges;
-		}
-	}
-
-	if (nchanged > 0)
-	{
-		Oid			argtypes[] = {TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-		TIMESTAMPTZARRAYOID};
-		Datum		args[4];
-		char	  **ids = palloc(Max(nranges, 1) * sizeof(char *));
-		Datum	   *firsts = palloc(Max(nranges, 1) * sizeof(Datum));
-		Datum	   *lasts = palloc(Max(nranges, 1) * sizeof(Datum));
-		Datum	   *times = palloc(Max(nranges, 1) * sizeof(Datum));
-		int			k = 0;
-
-		args[0] = text_array(changed, nchanged);
-		run_plan(&delete_ranges_plan, delete_ranges_sql, 1, argtypes, args,
-				 NULL, SPI_OK_DELETE);
-
-		for (int i = 0; i < ntracks; i++)
-		{
-			if (!tracks[i].ranges_changed)
-				continue;
-			for (int r = 0; r < tracks[i].nranges; r++, k++)
-			{
-				ids[k] = tracks[i].client_id;
-				firsts[k] = Int64GetDatum(tracks[i].ranges[r].first_serial);
-				lasts[k] = Int64GetDatum(tracks[i].ranges[r].last_serial);
-				times[k] = TimestampTzGetDatum(tracks[i].ranges[r].detected_at);
-			}
-		}
-		if (nranges > 0)
-		{
-			args[0] = text_array(ids, nranges);
-			args[1] = PointerGetDatum(construct_array(firsts, nranges, INT8OID,
-													  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			args[2] = PointerGetDatum(construct_array(lasts, nranges, INT8OID,
-													  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			args[3] = PointerGetDatum(construct_array(times, nranges, TIMESTAMPTZOID,
-													  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			run_plan(&insert_ranges_plan, insert_ranges_sql, 4, argtypes, args,
-					 NULL, SPI_OK_INSERT);
-		}
-	}
-
+	store_save_ranges(tracks, ntracks);
 	save_resync_events(tracks, ntracks);
 }
 

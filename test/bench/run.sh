@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Benchmark of state_msg against its peers, on a throwaway cluster.
 #
-#   run.sh            every throughput variant, then the peak-memory test
-#   run.sh --quick    the throughput variants only
+#   run.sh            every throughput variant, the many-ranges client, then
+#                     the peak-memory test
+#   run.sh --quick    the throughput variants and the many-ranges client only
 #   run.sh --memory   the peak-memory test only
+#   run.sh --steady   the steady-state upload cycles only
+#   run.sh --ranges   the many-ranges client only
 #
 # Run as root on Debian 12 (setup.sh installs and builds).  Prints one table
 # of messages/second and the ratios; exits non-zero if a correctness check or
 # the memory bound fails.  Environment: BASELINE_SQL (the PL/pgSQL peer's
-# script), BENCH_PORT (5497), BENCH_REPEAT (runs per variant, 5).
+# script, test/bench/plpgsql_peer.sql by default), BENCH_PORT (5497), BENCH_REPEAT (runs per variant, 5),
+# BENCH_RANGE_STATEMENTS (one-message statements per many-ranges run, 300).
 set -euo pipefail
 
 mode=all
@@ -16,15 +20,17 @@ for arg in "$@"; do
 	case $arg in
 		--quick) mode=quick ;;
 		--memory) mode=memory ;;
-		*) echo "usage: $0 [--quick | --memory]" >&2; exit 2 ;;
+		--steady) mode=steady ;;
+		--ranges) mode=ranges ;;
+		*) echo "usage: $0 [--quick | --memory | --steady | --ranges]" >&2; exit 2 ;;
 	esac
 done
 
-source "$(dirname "$0")/../setup.sh"
+STATE_MSG_ASSERTS=0 source "$(dirname "$0")/../setup.sh"
 # What was built: the checkout may move on while the benchmark runs
 BUILT=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 
-BASELINE_SQL=${BASELINE_SQL:-$ROOT/../shared/bench/plpgsql_baseline.sql}
+BASELINE_SQL=${BASELINE_SQL:-$ROOT/test/bench/plpgsql_peer.sql}
 PORT=${BENCH_PORT:-5497}
 NCLIENTS=10000				# the stream: 10,000 clients x 100 messages
 NSERIALS=100
@@ -32,6 +38,8 @@ PREFIX_CLIENTS=1000			# the PL/pgSQL peer's 100,000-row prefix
 MEM_CLIENTS=100000			# memory test: 100,000 clients x 100 messages
 MEM_LIMIT_MB=256
 REPEAT=${BENCH_REPEAT:-5}	# runs per variant; the median is reported
+NRANGES=20000				# the many-ranges client: every other serial lost
+RANGE_STATEMENTS=${BENCH_RANGE_STATEMENTS:-300}
 
 # The cluster lives in a postgres-owned tmp dir: the server refuses root
 BENCH=$(mktemp -d /tmp/state_msg_bench.XXXXXX)
@@ -355,6 +363,128 @@ if [ "$mode" = memory ]; then
 fi
 
 # ---------------------------------------------------------------------------
+# A client with many missing ranges: what one-message statements cost it,
+# against a clean client with as long a history.  Each statement is its own
+# transaction (psql -f, autocommit), the way a relay sends small uploads;
+# the last variant sends the late fills in one transaction.
+# ---------------------------------------------------------------------------
+RANGE_CLIENT="GUID:0000AAAA-0000-4000-8000-000000000001"
+CLEAN_CLIENT="GUID:0000AAAA-0000-4000-8000-000000000002"
+RANGE_NEXT=$((2 * NRANGES + 2))		# both clients expect this serial next
+
+# The statement files, written once: in-order messages for each client, and
+# late fills spread over the many-ranges client's ranges (each its only
+# serial, so every fill removes one)
+write_range_statements() {
+	psql -At -v n="$RANGE_STATEMENTS" -v next="$RANGE_NEXT" -v nranges="$NRANGES" \
+		-v many="$RANGE_CLIENT" -v clean="$CLEAN_CLIENT" -v dir="$BENCH" <<'SQL'
+CREATE TEMP VIEW one AS
+SELECT 'INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id,'
+	   || ' state_id, message_time) VALUES (' AS head;
+\o :dir/ranges_clean.sql
+SELECT head || format('%L, %s, 500, %L, 1, %L);', :'clean', :next + i,
+	'upd-' || (:next + i) % 50, timestamptz '2024-03-01 00:00+00' + (:next + i) * interval '1 s')
+FROM one, generate_series(0, :n - 1) i;
+\o :dir/ranges_in_order.sql
+SELECT head || format('%L, %s, 500, %L, 1, %L);', :'many', :next + i,
+	'upd-' || (:next + i) % 50, timestamptz '2024-03-01 00:00+00' + (:next + i) * interval '1 s')
+FROM one, generate_series(0, :n - 1) i;
+\o :dir/ranges_fills.sql
+SELECT head || format('%L, %s, 500, %L, 1, %L);', :'many', s,
+	'upd-' || s % 50, timestamptz '2024-03-01 00:00+00' + s * interval '1 s')
+FROM one, generate_series(0, :n - 1) i,
+	LATERAL (SELECT 2 * (1 + i * (:nranges / :n)) AS s) x;
+\o
+SQL
+	chmod 644 "$BENCH"/ranges_*.sql
+}
+
+# Fresh state with both clients: serials 1 .. 2 * NRANGES + 1, every other
+# one lost for the many-ranges client (its NRANGES ranges), none for the
+# other; vacuumed, as autovacuum would have done by the time a client has a
+# history, and so that it does not run during the timed statements
+prepare_ranges() {
+	reset_state
+	psql -v nranges="$NRANGES" -v many="$RANGE_CLIENT" -v clean="$CLEAN_CLIENT" <<'SQL'
+INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id,
+							 message_time)
+SELECT c, s, 500, 'upd-' || s % 50, 1, timestamptz '2024-03-01 00:00+00' + s * interval '1 s'
+FROM (VALUES (:'many', 2), (:'clean', 1)) AS v(c, step),
+	 generate_series(1, 2 * :nranges + 1) s
+WHERE (s - 1) % step = 0;
+VACUUM ANALYZE state_msg.clients, state_msg.client_state, state_msg.missing_ranges;
+CHECKPOINT;
+SQL
+}
+
+# After a run: the clients' counters and ranges are what the statements made
+check_ranges() {
+	local what=$1 out
+	out=$(psql -At -v n="$RANGE_STATEMENTS" -v next="$RANGE_NEXT" -v nranges="$NRANGES" \
+		-v many="$RANGE_CLIENT" -v clean="$CLEAN_CLIENT" -v what="$what" <<'SQL'
+SELECT format('%s: %s next %s, %s missing serials, %s late fills, %s duplicates, %s ranges',
+			  :'what', c.client_id, c.next_serial_number, c.missing_serials, c.late_fills,
+			  c.duplicates, (SELECT count(*) FROM state_msg.missing_ranges m
+							 WHERE m.client_id = c.client_id))
+FROM state_msg.clients c
+WHERE (c.client_id, c.next_serial_number, c.missing_serials, c.late_fills, c.duplicates,
+	   (SELECT count(*) FROM state_msg.missing_ranges m WHERE m.client_id = c.client_id))
+	  IS DISTINCT FROM
+	  (c.client_id,
+	   CASE WHEN :'what' = 'clean' AND c.client_id = :'clean'
+			  OR :'what' = 'in_order' AND c.client_id = :'many'
+			THEN :next + :n ELSE :next END::bigint,
+	   CASE c.client_id WHEN :'many' THEN :nranges ELSE 0 END::bigint,
+	   CASE WHEN :'what' LIKE 'fills%' AND c.client_id = :'many' THEN :n ELSE 0 END::bigint,
+	   0::bigint,
+	   CASE WHEN c.client_id = :'clean' THEN 0
+			WHEN :'what' LIKE 'fills%' THEN :nranges - :n ELSE :nranges END::bigint);
+SELECT 'clients: ' || count(*) FROM state_msg.clients HAVING count(*) <> 2;
+SQL
+)
+	assert_empty "many ranges ($what)" "$out"
+}
+
+many_ranges_test() {
+	write_range_statements
+	variant ranges_clean "clean client: $RANGE_STATEMENTS one-message statements, in order" \
+		"$RANGE_STATEMENTS" prepare_ranges 'psql -f "$BENCH/ranges_clean.sql"' \
+		'check_ranges clean'
+	variant ranges_in_order "$NRANGES-range client: the same, in order" \
+		"$RANGE_STATEMENTS" prepare_ranges 'psql -f "$BENCH/ranges_in_order.sql"' \
+		'check_ranges in_order'
+	variant ranges_fills "$NRANGES-range client: the same, each a late fill" \
+		"$RANGE_STATEMENTS" prepare_ranges 'psql -f "$BENCH/ranges_fills.sql"' \
+		'check_ranges fills'
+	variant ranges_fills_1 "$NRANGES-range client: the late fills in one transaction" \
+		"$RANGE_STATEMENTS" prepare_ranges 'psql -1 -f "$BENCH/ranges_fills.sql"' \
+		'check_ranges fills_1'
+}
+
+# Per statement, against the clean client's (targets reported, not asserted)
+ranges_report() {
+	local clean=${RATE[ranges_clean]} key r
+	echo
+	printf 'one-message statement: clean client %.2f ms\n' \
+		"$(awk -v r="$clean" 'BEGIN { print 1000 / r }')"
+	for key in ranges_in_order ranges_fills ranges_fills_1; do
+		r=$(ratio "$clean" "${RATE[$key]}")
+		printf '  %-44s %.2f ms = %5sx  (target <= 3x: %s)\n' \
+			"$NRANGES-range client, ${key#ranges_}" \
+			"$(awk -v r="${RATE[$key]}" 'BEGIN { print 1000 / r }')" "$r" \
+			"$(awk -v v="$r" 'BEGIN { print (v <= 3 ? "met" : "NOT MET") }')"
+	done
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+if [ "$mode" = ranges ]; then
+	many_ranges_test
+	ranges_report
+	exit 0
+fi
+
+# ---------------------------------------------------------------------------
 # The stream, generated once.  A client stamps messages every ~90 s and
 # uploads them in batches of 10, one upload every 15 min; clients start at
 # random phases over 45 min, so uploads of different clients interleave.
@@ -410,6 +540,7 @@ CREATE TABLE bench.plain (
 VACUUM ANALYZE bench.stream, bench.stream_lossy, bench.fate;
 SQL
 COLS="client_id, serial_number, topic_type, topic_id, state_id, message_time"
+INSERT_STREAM="INSERT INTO state_msg.inbox ($COLS) SELECT $COLS FROM bench.stream"
 # The COPY file, written once and synced, so no run pays for its writeback
 psql -c "COPY (SELECT $COLS FROM bench.stream ORDER BY seq) TO '$BENCH/stream.copy'"
 sync
@@ -423,11 +554,84 @@ psql -At -F ' ' -c "SELECT 'lossy:', count(*) FILTER (WHERE fate = 'lost'), 'upl
 	count(*) FILTER (WHERE fate = 'late'), 'late,', $LOSSY_ROWS, 'rows' FROM bench.fate"
 
 # ---------------------------------------------------------------------------
+# Steady state: the same clients upload again and again, one statement per
+# upload cycle (every client's next 10 messages), on state that already
+# holds every topic.  Reports each cycle's rate, the HOT share of updates,
+# dead tuples, and table plus index sizes after the first and last cycle.
+# ---------------------------------------------------------------------------
+STEADY_CYCLES=${BENCH_STEADY_CYCLES:-12}
+steady_size() {
+	psql -At -c "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
+		WHERE c.relnamespace = 'state_msg'::regnamespace AND c.relkind = 'r'"
+}
+steady_test() {
+	local k t0 t1 secs rows size_first size_last rates=()
+	echo "== steady state: the stream once, then $STEADY_CYCLES upload cycles of every client"
+	reset_state
+	psql -c "$INSERT_STREAM ORDER BY seq" -c "VACUUM ANALYZE state_msg.clients, state_msg.client_state" \
+		-c "CHECKPOINT"
+	psql -c "SELECT pg_stat_reset_single_table_counters(c.oid) FROM pg_class c
+		WHERE c.relnamespace = 'state_msg'::regnamespace AND c.relkind = 'r'" >/dev/null
+	for ((k = 1; k <= STEADY_CYCLES; k++)); do
+		# cycle k: upload (k - 1) mod 10 of every client, serials and times
+		# moved past everything sent before
+		local round=$(((k - 1) / 10 + 1)) upload=$(((k - 1) % 10))
+		t0=$EPOCHREALTIME
+		psql -c "INSERT INTO state_msg.inbox ($COLS)
+			SELECT client_id, serial_number + $((round * NSERIALS)), topic_type, topic_id,
+				   state_id, message_time + $round * interval '2 days'
+			FROM bench.stream WHERE upload_no = $upload ORDER BY seq"
+		t1=$EPOCHREALTIME
+		rows=$(psql -At -c "SELECT count(*) FROM bench.stream WHERE upload_no = $upload")
+		secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+		rates+=("$(awk -v r="$rows" -v s="$secs" 'BEGIN { printf "%.0f", r / s }')")
+		[ "$k" -eq 1 ] && size_first=$(steady_size)
+		printf '   cycle %2d: %7d rows %7.3f s %9s msg/s\n' "$k" "$rows" "$secs" "${rates[-1]}"
+	done
+	size_last=$(steady_size)
+	# settle the statistics collector before reading its counters
+	sleep 1
+	STEADY_FIRST=${rates[0]}
+	STEADY_LATER=$(printf '%s\n' "${rates[@]:$((STEADY_CYCLES / 2))}" | sort -n |
+		awk '{ t[NR] = $1 } END { print NR % 2 ? t[(NR + 1) / 2] : int((t[NR / 2] + t[NR / 2 + 1]) / 2) }')
+	STEADY_SIZES="$size_first $size_last"
+	STEADY_STATS=$(psql -At -F ' ' -c "SELECT relname, n_tup_upd, n_tup_hot_upd,
+		round(100.0 * n_tup_hot_upd / nullif(n_tup_upd, 0), 1), n_dead_tup,
+		autovacuum_count + vacuum_count
+		FROM pg_stat_user_tables WHERE schemaname = 'state_msg' ORDER BY relname")
+	echo "   ok: $(summary)"
+}
+steady_report() {
+	local first last
+	read -r first last <<<"$STEADY_SIZES"
+	echo
+	echo "Steady state ($STEADY_CYCLES cycles of $NCLIENTS clients x 10 messages, one statement each):"
+	printf '   first cycle %s msg/s; median of the later half %s msg/s: %s%%  (target >= 85%%: %s)\n' \
+		"$STEADY_FIRST" "$STEADY_LATER" \
+		"$(awk -v a="$STEADY_LATER" -v b="$STEADY_FIRST" 'BEGIN { printf "%.1f", 100 * a / b }')" \
+		"$(met "$(awk -v a="$STEADY_LATER" -v b="$STEADY_FIRST" 'BEGIN { print 100 * a / b }')" 85)"
+	printf '   tables + indexes after the first cycle %s MB, after the last %s MB: %sx  (target <= 1.5x: %s)\n' \
+		"$((first / 1048576))" "$((last / 1048576))" \
+		"$(awk -v a="$last" -v b="$first" 'BEGIN { printf "%.2f", a / b }')" \
+		"$(awk -v a="$last" -v b="$first" 'BEGIN { print (a / b <= 1.5 ? "met" : "NOT MET") }')"
+	echo "   table           updates    HOT  HOT %  dead tuples  vacuums"
+	while read -r rel upd hot pct dead vac; do
+		printf '   %-14s %8s %7s %6s %12s %8s\n' "$rel" "$upd" "$hot" "${pct:--}" "$dead" "$vac"
+	done <<<"$STEADY_STATS"
+}
+
+if [ "$mode" = steady ]; then
+	met() { awk -v v="$1" -v t="$2" 'BEGIN { print (v >= t ? "met" : "NOT MET") }'; }
+	steady_test
+	steady_report
+	exit 0
+fi
+
+# ---------------------------------------------------------------------------
 # The runs
 # ---------------------------------------------------------------------------
 # Each run is one statement in its own psql call and transaction, so its
 # commit is timed too; each starts from fresh state after a checkpoint
-INSERT_STREAM="INSERT INTO state_msg.inbox ($COLS) SELECT $COLS FROM bench.stream"
 variant plain "plain INSERT ... SELECT (unindexed table, speed limit)" "$ROWS" \
 	'psql -c "TRUNCATE bench.plain" -c "CHECKPOINT"' \
 	'psql -c "INSERT INTO bench.plain ($COLS) SELECT $COLS FROM bench.stream ORDER BY seq"' \
@@ -495,14 +699,14 @@ variant c "state_msg (c) 4 concurrent sessions, a quarter of clients each" "$ROW
 # The baseline's script drops and recreates its schema: fresh state each run
 check_baseline() {
 	local bad
-	bad=$(psql -At -c "SELECT 'plpgsql_baseline: ' || count(*) || ' clients, '
-		|| sum(next_serial - 1) || ' serials' FROM plpgsql_baseline.client_stats
+	bad=$(psql -At -c "SELECT 'plpgsql_peer: ' || count(*) || ' clients, '
+		|| sum(next_serial - 1) || ' serials' FROM plpgsql_peer.clients
 		HAVING count(*) <> $PREFIX_CLIENTS OR sum(next_serial - 1) <> $PREFIX_ROWS")
 	assert_empty "PL/pgSQL baseline state" "$bad"
 }
 variant plpgsql "PL/pgSQL baseline, first $PREFIX_CLIENTS clients only" "$PREFIX_ROWS" \
 	'psql -f - <"$BASELINE_SQL" >/dev/null; psql -c "CHECKPOINT"' \
-	'psql -c "INSERT INTO plpgsql_baseline.inbox ($COLS) SELECT $COLS FROM bench.stream
+	'psql -c "INSERT INTO plpgsql_peer.inbox ($COLS) SELECT $COLS FROM bench.stream
 		WHERE client_no <= $PREFIX_CLIENTS ORDER BY seq"' \
 	check_baseline
 
@@ -512,14 +716,16 @@ variant a_prefix "state_msg (a) INSERT ... SELECT, first $PREFIX_CLIENTS clients
 	'psql -c "$INSERT_STREAM WHERE client_no <= $PREFIX_CLIENTS ORDER BY seq"' \
 	'check_in_order "(a) prefix" bench.stream "client_no <= $PREFIX_CLIENTS"'
 
+many_ranges_test
+
 if [ "$mode" = all ]; then
+	steady_test
 	memory_test
 fi
 
 # ---------------------------------------------------------------------------
 # The table
 # ---------------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo
 echo "state_msg benchmark of $BUILT:" \
 	"$(nproc) cores, PostgreSQL $(psql -At -c 'SHOW server_version'),"
@@ -548,6 +754,7 @@ printf 'ratio state_msg (a) / plain INSERT             %8s%%  (target >= 25%%: %
 printf 'ratio state_msg (b) COPY / (a) INSERT          %8sx\n' "$(ratio "${RATE[b]}" "${RATE[a]}")"
 printf 'ratio state_msg (c) 4 sessions / (a) INSERT    %8sx\n' "$(ratio "${RATE[c]}" "${RATE[a]}")"
 printf 'ratio state_msg (a) again / (a) first time   %8sx\n' "$(ratio "${RATE[a_again]}" "${RATE[a]}")"
+ranges_report
 
 if [ ${#WARNINGS[@]} -gt 0 ]; then
 	echo
@@ -555,5 +762,6 @@ if [ ${#WARNINGS[@]} -gt 0 ]; then
 	printf '   %s\n' "${WARNINGS[@]}"
 fi
 if [ "$mode" = all ]; then
+	steady_report
 	mem_report
 fi
