@@ -20,10 +20,11 @@
 # which of the engine's statements raised the failures.
 #
 # Run as root on Debian 12.  By default setup.sh builds and installs the
-# checkout into the system PostgreSQL (holding the install lock for the
-# run); with SSI_PG_BIN set, the extension already installed in that
-# installation is used as it is (no build, no lock).  Environment:
-#   SSI_PG_BIN       bin directory of the installation to use
+# checkout (into the system PostgreSQL, holding the install lock for the
+# run, or into STATE_MSG_PG_ROOT's copy); with SSI_PG_BIN set, the extension
+# already installed in that installation is measured as it is (no build, no
+# lock), to compare builds.  Environment:
+#   SSI_PG_BIN       bin directory of an installation to use as it is
 #   SSI_PORT         port (5496)
 #   SSI_SESSIONS     pgbench sessions (6)
 #   SSI_BATCHES      batches per session (300: 1,800 in all)
@@ -44,7 +45,7 @@ if [ -n "${SSI_PG_BIN:-}" ]; then
 	export PATH="$PG_BIN:$PATH"
 	BUILT="as installed in $PG_BIN"
 else
-	source "$(dirname "$0")/../setup.sh"
+	STATE_MSG_ASSERTS=0 source "$(dirname "$0")/../setup.sh"
 	BUILT=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 fi
 PORT=${SSI_PORT:-5496}
