@@ -232,9 +232,12 @@ static const char *reject_sql =
 /*
  * Prepare sql once per backend and keep the plan.  Statements get a generic
  * plan (they are simple, and planning one for every call of a batch-sized
- * that may grow by orders of magnitude in a session: lock_clients_sql,
- * load_states_sql and load_ranges_sql are planned for each call, against
- * the tables' current size.  So is complete_requests_sql, which runs only
+ * array parameter would cost more than it saves), except those that search
+ * tables that may grow by orders of magnitude in a session:
+ * lock_clients_sql, load_states_sql, load_ranges_sql and delete_ranges_sql
+ * are planned for each call, against the tables' current size.  (A generic
+ * plan made while missing_ranges is small scans it, and would go on
+ * scanning it as it grows.)  So is complete_requests_sql, which runs only
  * for a chunk with resync answers: planned for its own arrays, its join of
  * the clients with their requests is a hash join when they are many.
  */
