@@ -31,12 +31,16 @@
 #   SSI_CLIENTS      state_msg clients per session (40)
 #   SSI_BACKGROUND   other clients ingested before the run, 20 topics each,
 #                    so that the tables are large (0)
+#   SSI_EXISTING     if 1, the sessions' clients exist before the run (one
+#                    relayed message each), so that no batch creates one (0)
 #   SSI_SEED         seed of the generated stream (1)
 #   SSI_LATE         % of messages held back and sent late, in the client's
 #                    next turn (1: a gap, then a late fill)
 #   SSI_RELAYED      % of a client's turns in a batch that carry two relayed
 #                    messages of one topic (1)
 #   SSI_RESETS       % of a client's turns that restart its serials (0.2)
+#   SSI_SERVER_CONF  lines added to postgresql.conf (e.g.
+#                    "max_pred_locks_per_page = 32")
 #   SSI_KEEP         if set, leave the cluster running afterwards, to look into
 set -euo pipefail
 
@@ -53,6 +57,7 @@ SESSIONS=${SSI_SESSIONS:-6}
 BATCHES=${SSI_BATCHES:-300}
 CLIENTS=${SSI_CLIENTS:-40}
 BACKGROUND=${SSI_BACKGROUND:-0}
+EXISTING=${SSI_EXISTING:-0}
 SEED=${SSI_SEED:-1}
 LATE=${SSI_LATE:-1}
 RELAYED=${SSI_RELAYED:-1}
@@ -82,6 +87,7 @@ port = $PORT
 unix_socket_directories = '$DIR'
 log_line_prefix = '%m [%p] '
 log_min_messages = warning
+${SSI_SERVER_CONF:-}
 EOF
 runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$DIR/server.log" -w \
 	start >/dev/null
@@ -202,6 +208,18 @@ VACUUM ANALYZE;
 EOF
 fi
 
+if [ "$EXISTING" = 1 ]; then
+	echo "== creating the sessions' clients: one relayed message each"
+	psql <<EOF
+INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id,
+	state_id, message_time, source)
+SELECT DISTINCT client_id, NULL::bigint, 800, 'deployment', 100,
+	'2025-01-01 00:00:00+00'::timestamptz, 'fsp'
+FROM ssi.stream;
+VACUUM ANALYZE;
+EOF
+fi
+
 # Each session sends its own batches in order; a failed try is retried from
 # the start of the script, so :batch only advances once the batch committed
 cat >"$DIR/batch.sql" <<'EOF'
@@ -247,11 +265,13 @@ echo "== $retried of $total batches failed at least once with 40001 ($(awk \
 	-v r="$retried" -v t="$total" 'BEGIN { printf "%.2f", 100 * r / t }')%)"
 
 # Every batch committed once: every message was processed once
-check=$(psql -At -c "SELECT CASE WHEN sum(messages_processed) =
-		(SELECT count(*) FROM ssi.stream) + 20 * $BACKGROUND
+check=$(psql -At -c "WITH sent AS (SELECT count(*) + 20 * $BACKGROUND
+		+ CASE WHEN $EXISTING = 1 THEN count(DISTINCT client_id) ELSE 0 END AS n
+		FROM ssi.stream)
+	SELECT CASE WHEN sum(messages_processed) = (SELECT n FROM sent)
 	THEN 'every message processed once'
 	ELSE 'FAILED: ' || sum(messages_processed) || ' messages processed, '
-		|| (SELECT count(*) FROM ssi.stream) + 20 * $BACKGROUND || ' sent' END
+		|| (SELECT n FROM sent) || ' sent' END
 	FROM state_msg.clients")
 echo "   $check"
 [[ $check != FAILED* ]]
