@@ -138,6 +138,7 @@ batch_begin(void)
 	Oid			sort_collations[] = {C_COLLATION_OID, InvalidOid};
 	bool		nulls_first[] = {false, false};
 
+	sm_guard_schema();			/* before any owner-rights statement */
 	sm_require_current_release();
 	context = AllocSetContextCreate(CurrentMemoryContext, "state_msg batch",
 									ALLOCSET_DEFAULT_SIZES);
@@ -323,6 +324,7 @@ message_from_slot(TupleTableSlot *slot, StateMessage *msg)
 		PointerGetDatum(PG_DETOAST_DATUM_COPY(v[WORK_USER_PARAMS]));
 	msg->source = TextDatumGetCString(v[WORK_SOURCE]);
 	msg->effective_time = msg->message_time;
+	msg->clock_skewed = false;
 	msg->verdict = VERDICT_REJECTED;
 	msg->serial_epoch = 0;
 }
@@ -350,7 +352,8 @@ track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 	for (int i = 0; i < nmsgs; i++)
 	{
 		msgs[i].effective_time = sm_effective_time(msgs[i].message_time, now);
-		if (msgs[i].effective_time != msgs[i].message_time)
+		msgs[i].clock_skewed = (msgs[i].effective_time != msgs[i].message_time);
+		if (msgs[i].clock_skewed)
 			sm_count(&track->counts.clock_skewed_messages, 1);
 		if (is_resync_complete(&msgs[i]))
 			answer_end = i;
@@ -367,9 +370,10 @@ track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 		batch->last_verdict = msg->verdict;
 		batch->counts[msg->verdict]++;
 
+		/* a reset's request first: a 700/2 that is a reset completes it */
 		if (msg->verdict == VERDICT_SERIAL_RESET)
 			resync_reset_issued(track, now);
-		else if (msg->verdict != VERDICT_DUPLICATE && is_resync_complete(msg))
+		if (msg->verdict != VERDICT_DUPLICATE && is_resync_complete(msg))
 		{
 			resync_completed(track, now);
 			if (msg->has_serial)

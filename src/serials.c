@@ -21,7 +21,9 @@
  *	  splits;
  *	- s < next outside every range, with a time later than every serialized
  *	  message of the client so far: the client restarted its serials (a
- *	  reinstall); a new epoch begins with s as its baseline;
+ *	  reinstall); a new epoch begins with s as its baseline.  A time taken
+ *	  as the engine clock's (it ran too far ahead) proves nothing of the
+ *	  kind: a duplicated upload of such a message would otherwise reset;
  *	- s < next otherwise: a duplicate; counted, and nothing else changes.
  * A duplicate upload of an early message carries its original time, which
  * is never later than the newest one seen, so it cannot pass for a reset.
@@ -286,7 +288,8 @@ serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now,
 		sm_count(&track->counts.late_fills, 1);
 		fill_range(track, pos, s);
 	}
-	else if (track->has_last_message_time && t > track->last_message_time)
+	else if (track->has_last_message_time && t > track->last_message_time &&
+			 !msg->clock_skewed)
 	{
 		/* A reinstalled client: old ranges can never be filled now */
 		verdict = VERDICT_SERIAL_RESET;
@@ -331,7 +334,7 @@ serials_choose_baseline(ClientTrack *track, StateMessage *msgs, int nmsgs)
 			continue;
 		if (track->has_baseline && msg->serial_number < track->next_serial)
 		{
-			if (msg->effective_time > newest)
+			if (msg->effective_time > newest && !msg->clock_skewed)
 				break;
 		}
 		if (!track->has_baseline || msg->serial_number < track->next_serial)

@@ -86,6 +86,8 @@ typedef struct StateMessage
 	char	   *source;
 	/* set by processing */
 	TimestampTz effective_time; /* message_time, bounded by the clock */
+	bool		clock_skewed;	/* message_time ran too far ahead: the
+								 * effective time is the engine clock's */
 	Verdict		verdict;
 	int64		serial_epoch;
 } StateMessage;
@@ -211,6 +213,9 @@ sm_resync_event_time(TimestampTz now, bool has_after, TimestampTz after)
 {
 	return (has_after && after >= now) ? after + 1 : now;
 }
+
+/* guard.c: the engine reaches its objects only through its own schema */
+extern void sm_guard_schema(void);
 
 /* message.c: validation and normalization */
 extern char *normalize_client_id(const char *raw);

@@ -81,12 +81,3 @@ SELECT client_id, reason, completed_at IS NOT NULL AS completed,
 FROM state_msg.resync_requests WHERE client_id IN ('R1', 'R2')
 ORDER BY client_id, request_id;
 
--- A reinstall whose clock runs a year ahead: its reset counts as dated by
--- the engine clock, so its next messages, dated by a synchronized clock, are
--- in order, not stale (test/sql/skewed_clocks.sql has more)
-SELECT state_msg.ingest('K', 100, 500, 't', 1, now() - interval '1 day');
-SELECT state_msg.ingest('K', 1, 500, 't', 2, now() + interval '1 year');
-SELECT state_msg.ingest('K', 2, 500, 't', 3, clock_timestamp() + interval '1 second');
-SELECT state_msg.ingest('K', 3, 500, 't', 4, clock_timestamp() + interval '2 seconds');
-SELECT next_serial_number, serial_epoch, duplicates FROM state_msg.clients WHERE client_id = 'K';
-SELECT state_id, serial_number FROM state_msg.client_state WHERE client_id = 'K';

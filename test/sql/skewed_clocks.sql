@@ -13,15 +13,19 @@ SET timezone = 'UTC';
 SHOW state_msg.max_clock_skew;
 
 -- (a) A reinstalled client whose first message carries a clock a year ahead.
+-- That time proves nothing (it counts as the engine clock's), so the message
+-- is not taken as a reset; once the clock is synchronized the next message
+-- is, and the client is processed from then on (1.0 took every later
+-- message, its 700/2 answer included, as stale).
 SELECT state_msg.ingest('A', s, 500, 't', 1, now() - interval '2 days' + s * interval '1 minute')
 FROM generate_series(1, 5) s;
-SELECT state_msg.ingest('A', 1, 500, 't', 2, now() + interval '1 year');	-- the reset
--- serial 2 is lost; its clock synchronized, the client sends 3, then answers
--- the reset's resync request
-SELECT state_msg.ingest('A', 3, 500, 't', 3, clock_timestamp() + interval '1 second');
+SELECT state_msg.ingest('A', 1, 500, 't', 2, now() + interval '1 year');
+SELECT state_msg.ingest('A', 2, 500, 't', 3, clock_timestamp());	-- the reset
+-- serial 3 is lost; the client sends 4, then answers the reset's request
+SELECT state_msg.ingest('A', 4, 500, 't', 4, clock_timestamp() + interval '1 second');
 SELECT first_serial, last_serial FROM state_msg.missing_ranges WHERE client_id = 'A';
 SELECT state_id, serial_number, serial_epoch FROM state_msg.client_state WHERE client_id = 'A';
-SELECT state_msg.ingest('A', 4, 700, 'resync', 2, clock_timestamp() + interval '2 seconds');
+SELECT state_msg.ingest('A', 5, 700, 'resync', 2, clock_timestamp() + interval '2 seconds');
 SELECT next_serial_number, serial_epoch, serial_resets, duplicates, missing_serials,
 	   clock_skewed_messages,
 	   last_resync_client_completed_time > last_resync_issued_time AS completed
@@ -29,6 +33,19 @@ FROM state_msg.clients WHERE client_id = 'A';
 SELECT reason, completed_at > issued_at AS completed
 FROM state_msg.resync_requests WHERE client_id = 'A';
 SELECT count(*) FROM state_msg.missing_ranges WHERE client_id = 'A';
+
+-- A duplicated upload of a message whose clock ran ahead is a duplicate,
+-- not a reset, however much later it arrives
+SELECT state_msg.ingest('E', 1, 500, 't', 1, now() - interval '1 hour');
+SELECT state_msg.ingest('E', 2, 500, 't', 2, now() + interval '1 year');
+SELECT state_msg.ingest('E', 2, 500, 't', 2, now() + interval '1 year');
+SELECT state_msg.ingest('E', 1, 500, 't', 1, now() + interval '1 year');
+
+-- A 700/2 that is itself a reset completes the request the reset issues
+SELECT state_msg.ingest('G', 10, 500, 't', 1, now() - interval '2 hours');
+SELECT state_msg.ingest('G', 1, 700, 'resync', 2, now() - interval '1 hour');
+SELECT reason, completed_at > issued_at AS completed
+FROM state_msg.resync_requests WHERE client_id = 'G';
 
 -- (b) One message dated 2099 does not stop reset detection for good: it
 -- counts as the engine clock's time.  client_state keeps the client's own

@@ -236,7 +236,7 @@ my %refused = (
 	],
 	'request_resync()' => [
 		q{SELECT state_msg.request_resync('WKS-A')},
-		'cannot execute UPDATE in a read-only transaction'
+		'cannot execute SELECT FOR UPDATE in a read-only transaction'
 	]);
 foreach my $what (sort keys %refused)
 {

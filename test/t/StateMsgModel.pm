@@ -254,7 +254,10 @@ sub process_chunk
 		my ($min, $newest);
 		for my $m (grep { defined $_->{serial} } @msgs)
 		{
-			if (defined $min && $m->{serial} < $min && $m->{eff} > $newest)
+			if (   defined $min
+				&& $m->{serial} < $min
+				&& $m->{eff} > $newest
+				&& !$m->{skewed})
 			{
 				$self->{stats}{'baseline scan stopped'}++;
 				last;
@@ -316,7 +319,8 @@ sub process_chunk
 			$c->{late_fills}++;
 		}
 		elsif (defined $c->{last_message_time}
-			&& $eff > $c->{last_message_time})
+			&& $eff > $c->{last_message_time}
+			&& !$m->{skewed})
 		{
 			$verdict = 'serial_reset';
 			$c->{resets}++;
