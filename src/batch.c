@@ -31,6 +31,7 @@
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/tuplesort.h"
 #include "utils/tuplestore.h"
@@ -83,6 +84,7 @@ struct MessageBatch
 	MemoryContext context;		/* everything the batch keeps */
 	MemoryContext row_context;	/* reset for every message added */
 	MemoryContext chunk_context;	/* reset for every chunk */
+	int			guc_nest_level; /* the batch's planner settings */
 	TupleDesc	work_desc;
 	TupleTableSlot *put_slot;
 	TupleTableSlot *get_slot;
@@ -97,7 +99,33 @@ struct MessageBatch
 };
 
 
-/* Start a batch: connect to SPI and set up the sort */
+/*
+ * Plan the batch's own statements without sequential or bitmap scans, as a
+ * function's SET clause would: the settings hold until batch_finish() (or
+ * the (sub)transaction's abort) restores the caller's.  Every table the
+ * engine reads is read for the keys of the batch's own clients, and a
+ * scan of a small table (which the planner would choose, and a kept plan
+ * would keep as the table grows) makes a SERIALIZABLE batch take a
+ * predicate lock on the whole table, in conflict with every other batch
+ * that writes to it; an index probe locks only the index pages and rows of
+ * its own keys.
+ */
+static int
+batch_planner_settings(void)
+{
+	int			nest_level = NewGUCNestLevel();
+
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nest_level;
+}
+
+/*
+ * Start a batch: connect to SPI, set up the sort and the planner settings
+ * of the batch's statements
+ */
 MessageBatch *
 batch_begin(void)
 {
@@ -150,6 +178,7 @@ batch_begin(void)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	batch->guc_nest_level = batch_planner_settings();
 	return batch;
 }
 
@@ -500,6 +529,7 @@ batch_finish(MessageBatch *batch, int64 *counts)
 				 errdetail("All %lld rejected rows were stored in state_msg.rejected_messages.",
 						   (long long) batch->counts[VERDICT_REJECTED])));
 
+	AtEOXact_GUC(true, batch->guc_nest_level);
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 	verdict = batch->last_verdict;

@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "access/tupdesc.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -58,6 +59,7 @@ typedef enum ClientColumn
 /* Statements kept across calls for the life of the backend */
 static SPIPlanPtr create_clients_plan;
 static SPIPlanPtr lock_clients_plan;
+static SPIPlanPtr lock_clients_serializable_plan;
 static SPIPlanPtr load_ranges_plan;
 static SPIPlanPtr update_clients_plan;
 static SPIPlanPtr delete_ranges_plan;
@@ -87,6 +89,22 @@ static const char *lock_clients_sql =
 "SELECT " CLIENT_COLUMNS " FROM state_msg.clients"
 " WHERE client_id = ANY ($1::pg_catalog.text[])"
 " ORDER BY client_id FOR UPDATE";
+
+/*
+ * Under SERIALIZABLE, the clients are locked (created) and read in one
+ * pass in input (client_id) order by an upsert instead, whose no-op update
+ * is what makes ON CONFLICT return an existing row.  Its conflict check
+ * reads the key with a dirty snapshot, so it takes no predicate lock;
+ * FOR UPDATE's read takes one on the index pages of the clients' keys and,
+ * a few rows to a page, on their heap pages, which every other batch's
+ * write-back of its own clients on those pages then conflicts with.  It
+ * costs a second row version per client and batch.
+ */
+static const char *lock_clients_serializable_sql =
+"INSERT INTO state_msg.clients AS c (client_id)"
+" SELECT id FROM pg_catalog.unnest($1::pg_catalog.text[]) AS id"
+" ON CONFLICT (client_id) DO UPDATE SET client_id = excluded.client_id"
+" RETURNING " CLIENT_COLUMNS;
 
 /*
  * The stored missing ranges that hold some (client_id, serial) pairs: per
@@ -183,18 +201,38 @@ static const char *upsert_states_sql = INSERT_STATES ON_CONFLICT_REPLACE_STATE
 
 static const char *replace_states_sql = INSERT_STATES ON_CONFLICT_REPLACE_STATE;
 
-/* The current state of some clients (planned for each call) */
+/*
+ * The current state of some (client, topic type, topic id) keys: one probe
+ * of the primary key per key.  The LATERAL subquery keeps it a probe per
+ * key whatever the planner thinks of the table's size, so that under
+ * SERIALIZABLE a batch locks the rows it reads and their index pages, not
+ * every row of its clients (or the table).
+ */
 static const char *load_states_sql =
-"SELECT client_id, topic_type, topic_id, serial_number, serial_epoch,"
-" message_time, processed_at"
-" FROM state_msg.client_state WHERE client_id = ANY ($1::pg_catalog.text[])";
+"SELECT s.client_id, s.topic_type, s.topic_id, s.serial_number,"
+" s.serial_epoch, s.message_time, s.processed_at"
+" FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
+" pg_catalog.unnest($2::pg_catalog.int4[]),"
+" pg_catalog.unnest($3::pg_catalog.text[])) AS k(client_id, topic_type, topic_id)"
+" CROSS JOIN LATERAL (SELECT c.client_id, c.topic_type, c.topic_id,"
+"   c.serial_number, c.serial_epoch, c.message_time, c.processed_at"
+"   FROM state_msg.client_state c"
+"   WHERE c.client_id = k.client_id COLLATE pg_catalog.\"C\""
+"   AND c.topic_type = k.topic_type"
+"   AND c.topic_id = k.topic_id COLLATE pg_catalog.\"C\" LIMIT 1) AS s";
 
-/* Complete the stored open requests of some clients, each at its time */
+/*
+ * Complete the stored open requests of some clients, each at its time.  The
+ * requests are found by their clients' keys ($1) whatever the join: a hash
+ * join would otherwise read every open request, and under SERIALIZABLE lock
+ * them all.
+ */
 static const char *complete_requests_sql =
 "UPDATE state_msg.resync_requests r SET completed_at = c.completed_at"
 " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
 " pg_catalog.unnest($2::pg_catalog.timestamptz[])) AS c(client_id, completed_at)"
-" WHERE r.client_id = c.client_id AND r.completed_at IS NULL";
+" WHERE r.client_id = ANY ($1::pg_catalog.text[])"
+" AND r.client_id = c.client_id AND r.completed_at IS NULL";
 
 static const char *insert_reset_requests_sql =
 "INSERT INTO state_msg.resync_requests (client_id, reason, issued_at, completed_at)"
@@ -217,7 +255,9 @@ static const char *reject_sql =
  * lock_clients_sql, load_states_sql, load_ranges_sql and delete_ranges_sql
  * are planned for each call, against the tables' current size.  (A generic
  * plan made while missing_ranges is small scans it, and would go on
- * scanning it as it grows.)
+ * scanning it as it grows.)  So is complete_requests_sql, which runs only
+ * for a chunk with resync answers: planned for its own arrays, its join of
+ * the clients with their requests is a hash join when they are many.
  */
 static SPIPlanPtr
 keep_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
@@ -226,6 +266,9 @@ keep_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 						   sql == lock_clients_sql ||
 						   sql == delete_ranges_sql) ?
 		CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN;
+
+	if (sql == complete_requests_sql)
+		options = CURSOR_OPT_CUSTOM_PLAN;
 
 	if (*plan == NULL)
 	{
@@ -458,8 +501,9 @@ store_load_ranges(ClientTrack *tracks, int ntracks, StateMessage *msgs,
 
 /*
  * Lock the chunk's clients (creating new ones) in client_id order and read
- * their serial state, then the missing ranges their messages (msgs, see
- * store_load_ranges()) can meet.
+ * their serial state (under SERIALIZABLE without a predicate lock, see
+ * lock_clients_serializable_sql), then the missing ranges their messages
+ * (msgs, see store_load_ranges()) can meet.
  */
 void
 store_load_clients(ClientTrack *tracks, int ntracks, StateMessage *msgs,
@@ -473,10 +517,17 @@ store_load_clients(ClientTrack *tracks, int ntracks, StateMessage *msgs,
 		ids[i] = tracks[i].client_id;
 	arg = text_array(ids, ntracks);
 
-	run_plan(&create_clients_plan, create_clients_sql, 1, argtypes, &arg, NULL,
-			 SPI_OK_INSERT);
-	run_plan(&lock_clients_plan, lock_clients_sql, 1, argtypes, &arg, NULL,
-			 SPI_OK_SELECT);
+	if (IsolationIsSerializable())
+		run_plan(&lock_clients_serializable_plan,
+				 lock_clients_serializable_sql, 1, argtypes, &arg, NULL,
+				 SPI_OK_INSERT_RETURNING);
+	else
+	{
+		run_plan(&create_clients_plan, create_clients_sql, 1, argtypes, &arg,
+				 NULL, SPI_OK_INSERT);
+		run_plan(&lock_clients_plan, lock_clients_sql, 1, argtypes, &arg, NULL,
+				 SPI_OK_SELECT);
+	}
 	for (uint64 i = 0; i < SPI_processed; i++)
 		read_client(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
 					tracks, ntracks);
@@ -850,26 +901,55 @@ compare_stored(const void *a, const void *b)
 /*
  * Read the current state of the (locked) clients whose tracks need it, so
  * that their new messages are folded into it exactly as if they came one at
- * a time.  Each such track gets its rows, as messages sorted by topic.
+ * a time: the stored rows of the topics their messages name (the only ones
+ * a fold can meet), not the client's other topics.  Each such track gets
+ * its rows, as messages sorted by topic.
  */
 void
 store_load_states(ClientTrack *tracks, int ntracks)
 {
-	Oid			argtypes[] = {TEXTARRAYOID};
-	char	  **ids = palloc(ntracks * sizeof(char *));
-	Datum		arg;
+	Oid			argtypes[] = {TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID};
+	Datum		args[3];
+	char	  **ids;
+	Datum	   *types;
+	char	  **topics;
 	StateMessage *stored;
 	int			nstored;
-	int			nids = 0;
+	int			nkeys = 0;
 	int			k = 0;
 
 	for (int i = 0; i < ntracks; i++)
 		if (tracks[i].needs_stored)
-			ids[nids++] = tracks[i].client_id;
-	if (nids == 0)
+			nkeys += tracks[i].nby_topic;
+	if (nkeys == 0)
 		return;
-	arg = text_array(ids, nids);
-	run_plan(&load_states_plan, load_states_sql, 1, argtypes, &arg, NULL,
+	ids = palloc(nkeys * sizeof(char *));
+	types = palloc(nkeys * sizeof(Datum));
+	topics = palloc(nkeys * sizeof(char *));
+	nkeys = 0;
+	for (int i = 0; i < ntracks; i++)
+	{
+		ClientTrack *t = &tracks[i];
+
+		if (!t->needs_stored)
+			continue;
+		/* by_topic is sorted by topic: one key per run */
+		for (int j = 0; j < t->nby_topic; j++)
+		{
+			StateMessage *m = t->by_topic[j];
+
+			if (j > 0 && compare_topics(m, t->by_topic[j - 1]) == 0)
+				continue;
+			ids[nkeys] = t->client_id;
+			types[nkeys] = Int32GetDatum(m->topic_type);
+			topics[nkeys++] = m->topic_id;
+		}
+	}
+	args[0] = text_array(ids, nkeys);
+	args[1] = PointerGetDatum(construct_array(types, nkeys, INT4OID, 4, true,
+											  TYPALIGN_INT));
+	args[2] = text_array(topics, nkeys);
+	run_plan(&load_states_plan, load_states_sql, 3, argtypes, args, NULL,
 			 SPI_OK_SELECT);
 
 	nstored = (int) SPI_processed;
