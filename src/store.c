@@ -87,7 +87,7 @@ static const char *create_clients_sql =
 
 static const char *lock_clients_sql =
 "SELECT " CLIENT_COLUMNS " FROM state_msg.clients"
-" WHERE client_id = ANY ($1::pg_catalog.text[])"
+" WHERE client_id OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[])"
 " ORDER BY client_id FOR UPDATE";
 
 /*
@@ -118,10 +118,10 @@ static const char *load_ranges_sql =
 " pg_catalog.unnest($2::pg_catalog.int8[])) AS p(client_id, serial)"
 " CROSS JOIN LATERAL (SELECT m.client_id, m.first_serial, m.last_serial,"
 "   m.detected_at FROM state_msg.missing_ranges m"
-"   WHERE m.client_id = p.client_id COLLATE pg_catalog.\"C\""
-"   AND m.first_serial <= p.serial"
+"   WHERE m.client_id OPERATOR(pg_catalog.=) p.client_id COLLATE pg_catalog.\"C\""
+"   AND m.first_serial OPERATOR(pg_catalog.<=) p.serial"
 "   ORDER BY m.first_serial DESC LIMIT 1) AS r"
-" WHERE r.last_serial >= p.serial"
+" WHERE r.last_serial OPERATOR(pg_catalog.>=) p.serial"
 " ORDER BY r.client_id, r.first_serial";
 
 /*
@@ -160,8 +160,8 @@ static const char *delete_ranges_sql =
 " USING ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
 " pg_catalog.unnest($2::pg_catalog.int8[]),"
 " pg_catalog.unnest($3::pg_catalog.int8[])) AS d(client_id, lo, hi)"
-" WHERE m.client_id = d.client_id COLLATE pg_catalog.\"C\""
-" AND m.first_serial >= d.lo AND m.first_serial <= d.hi";
+" WHERE m.client_id OPERATOR(pg_catalog.=) d.client_id COLLATE pg_catalog.\"C\""
+" AND m.first_serial OPERATOR(pg_catalog.>=) d.lo AND m.first_serial OPERATOR(pg_catalog.<=) d.hi";
 
 static const char *insert_ranges_sql =
 "INSERT INTO state_msg.missing_ranges"
@@ -217,9 +217,9 @@ static const char *load_states_sql =
 " CROSS JOIN LATERAL (SELECT c.client_id, c.topic_type, c.topic_id,"
 "   c.serial_number, c.serial_epoch, c.message_time, c.processed_at"
 "   FROM state_msg.client_state c"
-"   WHERE c.client_id = k.client_id COLLATE pg_catalog.\"C\""
-"   AND c.topic_type = k.topic_type"
-"   AND c.topic_id = k.topic_id COLLATE pg_catalog.\"C\" LIMIT 1) AS s";
+"   WHERE c.client_id OPERATOR(pg_catalog.=) k.client_id COLLATE pg_catalog.\"C\""
+"   AND c.topic_type OPERATOR(pg_catalog.=) k.topic_type"
+"   AND c.topic_id OPERATOR(pg_catalog.=) k.topic_id COLLATE pg_catalog.\"C\" LIMIT 1) AS s";
 
 /*
  * Complete the stored open requests of some clients, each at its time.  The
@@ -231,8 +231,8 @@ static const char *complete_requests_sql =
 "UPDATE state_msg.resync_requests r SET completed_at = c.completed_at"
 " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
 " pg_catalog.unnest($2::pg_catalog.timestamptz[])) AS c(client_id, completed_at)"
-" WHERE r.client_id = ANY ($1::pg_catalog.text[])"
-" AND r.client_id = c.client_id AND r.completed_at IS NULL";
+" WHERE r.client_id OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[])"
+" AND r.client_id OPERATOR(pg_catalog.=) c.client_id AND r.completed_at IS NULL";
 
 static const char *insert_reset_requests_sql =
 "INSERT INTO state_msg.resync_requests (client_id, reason, issued_at, completed_at)"
