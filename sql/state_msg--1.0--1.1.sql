@@ -566,3 +566,122 @@ FROM state_msg.clients c, clock
 WHERE state_msg.has_open_request(c)
   AND c.last_resync_issued_time OPERATOR(pg_catalog.<=)
 	  (clock.now OPERATOR(pg_catalog.-) state_msg.min_resync_period());
+
+-- ---------------------------------------------------------------------
+-- Operations (release 1.1 ops task): the operator role, retention,
+-- resubmitting quarantined rows, forgetting clients, resync candidates
+-- ---------------------------------------------------------------------
+
+/*
+ * The operator: what a scheduler (pg_cron) or an administrator needs to run
+ * the engine's maintenance.  Roles are global, so it may already exist from
+ * another database.  It is a member of state_msg_reader, so it reads what
+ * readers read (the views that show what to act on, rejected_messages to
+ * choose rows to resubmit) and whatever later releases grant readers.
+ */
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles
+				   WHERE rolname OPERATOR(pg_catalog.=) 'state_msg_operator') THEN
+		CREATE ROLE state_msg_operator NOLOGIN;
+	END IF;
+END
+$$;
+GRANT state_msg_reader TO state_msg_operator;
+
+-- Retention: apply keep_completed_requests and keep_rejected_messages.
+CREATE FUNCTION state_msg.purge(
+	OUT completed_requests bigint,
+	OUT rejected_messages bigint)
+AS 'MODULE_PATHNAME', 'state_msg_purge'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION state_msg.purge() FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.purge() IS
+	'Delete completed resync requests completed more than state_msg.keep_completed_requests ago and rejected rows rejected more than state_msg.keep_rejected_messages ago (engine clock); outstanding requests are kept; returns the counts';
+
+-- Resubmit quarantined rows through the batch path.
+CREATE FUNCTION state_msg.retry_rejected(
+	rejected_ids bigint[],
+	OUT resubmitted bigint,
+	OUT in_order bigint,
+	OUT gap bigint,
+	OUT late_fill bigint,
+	OUT duplicate bigint,
+	OUT serial_reset bigint,
+	OUT unserialized bigint,
+	OUT rejected bigint)
+AS 'MODULE_PATHNAME', 'state_msg_retry_rejected'
+LANGUAGE C VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION state_msg.retry_rejected(bigint[]) FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.retry_rejected(bigint[]) IS
+	'Process the given rejected_messages rows again, as one batch in rejected_id order: rows that now pass are processed and deleted, rows that still fail stay with a fresh reason, sqlstate and rejected_at; unknown ids are ignored; returns the rows resubmitted and the count of each verdict';
+
+-- Forget clients and everything the engine keeps of them.
+CREATE FUNCTION state_msg.forget_clients(client_ids text[])
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'state_msg_forget_clients'
+LANGUAGE C VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION state_msg.forget_clients(text[]) FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.forget_clients(text[]) IS
+	'Delete the given clients (ids normalized; unknown ids ignored) with their states, missing ranges and requests, locking them in client_id order; returns how many were forgotten';
+
+/*
+ * The clients the next check cycle, run at the engine clock, would act on,
+ * and why: the same test as the cycle's, state_msg.resync_due().
+ */
+CREATE VIEW state_msg.resync_candidates AS
+WITH clock AS (SELECT state_msg.engine_now() AS now)
+SELECT c.client_id,
+	   CASE WHEN state_msg.has_open_request(c) THEN 'reissue' ELSE 'request' END
+		   AS action,
+	   CASE WHEN state_msg.has_open_request(c)
+	   THEN 'outstanding request not completed within min_resync_period'
+	   ELSE 'missing range older than min_missing_message_age'
+	   END AS reason,
+	   c.last_resync_issued_time,
+	   m.oldest_missing_detected_at,
+	   CASE WHEN state_msg.has_open_request(c)
+	   THEN c.last_resync_issued_time OPERATOR(pg_catalog.+) state_msg.min_resync_period()
+	   ELSE m.oldest_missing_detected_at OPERATOR(pg_catalog.+) state_msg.min_missing_message_age()
+	   END AS due_at
+FROM state_msg.clients c
+CROSS JOIN clock
+LEFT JOIN LATERAL (
+	SELECT pg_catalog.min(r.detected_at) AS oldest_missing_detected_at
+	FROM state_msg.missing_ranges r
+	WHERE r.client_id OPERATOR(pg_catalog.=) c.client_id) AS m ON true
+WHERE state_msg.resync_due(c,
+		clock.now OPERATOR(pg_catalog.-) state_msg.min_resync_period(),
+		clock.now OPERATOR(pg_catalog.-) state_msg.min_missing_message_age());
+REVOKE ALL ON state_msg.resync_candidates FROM PUBLIC;
+COMMENT ON VIEW state_msg.resync_candidates IS
+	'The clients the next check cycle (as of the engine clock) would send a request to, and why; the cycle''s own test, resync_due()';
+COMMENT ON COLUMN state_msg.resync_candidates.client_id IS
+	'The client (clients.client_id)';
+COMMENT ON COLUMN state_msg.resync_candidates.action IS
+	'reissue (an outstanding request waited min_resync_period) or request (a missing range is min_missing_message_age old)';
+COMMENT ON COLUMN state_msg.resync_candidates.reason IS
+	'Why, in words';
+COMMENT ON COLUMN state_msg.resync_candidates.last_resync_issued_time IS
+	'When the client''s latest request was issued (clients.last_resync_issued_time)';
+COMMENT ON COLUMN state_msg.resync_candidates.oldest_missing_detected_at IS
+	'When the client''s oldest stored missing range was detected, if it has one';
+COMMENT ON COLUMN state_msg.resync_candidates.due_at IS
+	'When the action became due: the outstanding request''s issue plus min_resync_period, or the oldest missing range''s detection plus min_missing_message_age';
+
+-- The view calls resync_due() with the reader's rights (it reads missing_ranges)
+GRANT EXECUTE ON FUNCTION state_msg.resync_due(state_msg.clients, timestamptz, timestamptz)
+	TO state_msg_reader;
+GRANT SELECT ON state_msg.resync_candidates TO state_msg_reader;
+
+GRANT USAGE ON SCHEMA state_msg TO state_msg_operator;
+GRANT EXECUTE ON FUNCTION state_msg.run_resync_check(timestamptz),
+	state_msg.request_resync(text, state_msg.resync_reason),
+	state_msg.purge(),
+	state_msg.retry_rejected(bigint[]),
+	state_msg.forget_clients(text[]),
+	state_msg.engine_now()
+	TO state_msg_operator;

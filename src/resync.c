@@ -43,6 +43,7 @@ static SPIPlanPtr lock_due_plan;
 static SPIPlanPtr issue_due_plan;
 static SPIPlanPtr lock_client_plan;
 static SPIPlanPtr issue_one_plan;
+static SPIPlanPtr waiting_plan;
 
 /*
  * Lock the clients due for a request, in client_id order as ingestion
@@ -87,6 +88,20 @@ static const char *issue_due_sql =
 " SELECT pg_catalog.count(*) FILTER (WHERE reason OPERATOR(pg_catalog.=) 'missing'),"
 "  pg_catalog.count(*) FILTER (WHERE reason OPERATOR(pg_catalog.=) 'reissue')"
 " FROM requests";
+
+/*
+ * Count the clients the cycle leaves waiting, for its log line: those with
+ * an outstanding request or a missing range, read after the issue (so the
+ * clients just issued a request are among them, and the caller subtracts
+ * them).  What is left are the clients whose missing ranges are not yet
+ * min_missing_message_age old and those whose outstanding request is not
+ * yet min_resync_period old, without restating resync_due()'s rule.
+ */
+static const char *waiting_sql =
+"SELECT pg_catalog.count(*) FROM state_msg.clients c"
+" WHERE state_msg.has_open_request(c)"
+"  OR EXISTS (SELECT FROM state_msg.missing_ranges m"
+"   WHERE m.client_id OPERATOR(pg_catalog.=) c.client_id)";
 
 /* Lock one client and read its last completion; $1 client_id */
 static const char *lock_client_sql =
@@ -190,6 +205,12 @@ check_as_of(bool isnull, TimestampTz as_of)
  * First the candidates are locked in client_id order; then the conditions
  * are checked again with a fresh snapshot, and the requests issued.
  * Clients that became due in between wait for the next cycle.
+ *
+ * Each run logs one line, as ConfigMgr's StateSys.log does: the requests
+ * issued and reissued, and the clients skipped, that is, those with an
+ * outstanding request or a missing range that got no request this run
+ * (their request or range is not old enough yet), counted by one more
+ * statement just after the issue.
  */
 PG_FUNCTION_INFO_V1(state_msg_run_resync_check);
 Datum
@@ -202,6 +223,7 @@ state_msg_run_resync_check(PG_FUNCTION_ARGS)
 	bool		isnull;
 	int64		issued = 0;
 	int64		reissued = 0;
+	int64		skipped;
 	TupleDesc	desc;
 	Datum		result[2];
 	bool		result_null[2] = {false, false};
@@ -233,8 +255,17 @@ state_msg_run_resync_check(PG_FUNCTION_ARGS)
 											   SPI_tuptable->tupdesc, 2,
 											   &isnull));
 	}
+	run_kept(&waiting_plan, waiting_sql, 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	skipped = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	skipped = Max(skipped - issued - reissued, 0);
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
+
+	ereport(LOG,
+			(errmsg("state_msg: resync check as of %s: %lld issued, %lld reissued, %lld skipped",
+					time_text(as_of), (long long) issued,
+					(long long) reissued, (long long) skipped)));
 
 	result[0] = Int64GetDatum(issued);
 	result[1] = Int64GetDatum(reissued);

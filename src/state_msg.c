@@ -40,6 +40,8 @@ double		sm_min_missing_message_age = 2 * 24 * 60;
 double		sm_min_resync_period = 72 * 60;
 double		sm_clock_offset = 0;
 double		sm_max_clock_skew = 60;
+double		sm_keep_completed_requests = 30 * 24 * 60;
+double		sm_keep_rejected_messages = 30 * 24 * 60;
 int			sm_on_bad_message = BAD_MESSAGE_QUARANTINE;
 int			sm_batch_chunk_size = 32768;
 int			sm_batch_chunk_memory = 64 * 1024;	/* kB */
@@ -85,6 +87,16 @@ _PG_init(void)
 					"How far ahead of the engine clock a client's message time may run before it is taken as the engine clock's time.",
 					"Bounds what one client clock that runs ahead can do to the ordering and reset decisions.",
 					&sm_max_clock_skew, 60, 0);
+
+	define_duration("state_msg.keep_completed_requests",
+					"How long state_msg.purge() keeps a completed resync request after its completion.",
+					"Outstanding requests are never purged.",
+					&sm_keep_completed_requests, 30 * 24 * 60, 0);
+
+	define_duration("state_msg.keep_rejected_messages",
+					"How long state_msg.purge() keeps a quarantined row after it was rejected.",
+					NULL,
+					&sm_keep_rejected_messages, 30 * 24 * 60, 0);
 
 	DefineCustomEnumVariable("state_msg.on_bad_message",
 							 "What to do with a message that fails validation.",

@@ -184,6 +184,8 @@ extern double sm_min_missing_message_age;
 extern double sm_min_resync_period;
 extern double sm_clock_offset;
 extern double sm_max_clock_skew;
+extern double sm_keep_completed_requests;
+extern double sm_keep_rejected_messages;
 extern int	sm_on_bad_message;
 extern int	sm_batch_chunk_size;
 extern int	sm_batch_chunk_memory;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shared set-up for test/check.sh, test/demo.sh and test/bench/run.sh, run as
 # root on Debian 12: installs what is missing (PostgreSQL 15, its server
-# headers, IPC::Run for TAP tests), then builds and installs the extension
+# headers, pg_cron for test/t/008_pg_cron.pl, IPC::Run for TAP tests), then
+# builds and installs the extension
 # from a copy of the checkout owned by the postgres user, because the server
 # (and so pg_regress and the TAP tests) refuses to run as root.
 # Sets ROOT (the checkout), WORK (the copy) and PG_BIN.
@@ -22,7 +23,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 missing=()
-for pkg in postgresql-15 postgresql-server-dev-15 libipc-run-perl make gcc; do
+for pkg in postgresql-15 postgresql-server-dev-15 postgresql-15-cron libipc-run-perl make gcc; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -27,3 +27,20 @@ SELECT client_id, next_serial_number, serial_epoch, messages_processed
 FROM state_msg.clients ORDER BY 1;
 SELECT client_id, state_id, serial_number FROM state_msg.client_state ORDER BY 1;
 
+
+-- state_msg.forget_clients(): ids normalized, unknown ids and NULLs
+-- ignored, the other rows go with the clients rows
+SELECT state_msg.ingest('GUID:6b0c9a51-3d1e-4f7a-9c21-0a1b2c3d4e5f', 1, 500, 't', 1, '2026-11-10 10:00+00');
+SELECT state_msg.ingest('F3', s, 500, 't', 1, '2026-11-10 10:00+00') FROM unnest(ARRAY[1, 4]) s;
+SELECT state_msg.request_resync('F3') > 0 AS requested;
+SELECT client_id FROM state_msg.clients ORDER BY 1;
+SELECT (SELECT count(*) FROM state_msg.client_state WHERE client_id <> 'F1' AND client_id <> 'F2') AS states,
+	   (SELECT count(*) FROM state_msg.missing_ranges) AS ranges,
+	   (SELECT count(*) FROM state_msg.resync_requests) AS requests;
+SELECT state_msg.forget_clients(ARRAY[' guid: 6B0C9A51-3D1E-4F7A-9C21-0A1B2C3D4E5F ', 'F3', 'nobody', NULL]);
+SELECT client_id FROM state_msg.clients ORDER BY 1;
+SELECT (SELECT count(*) FROM state_msg.client_state WHERE client_id <> 'F1' AND client_id <> 'F2') AS states,
+	   (SELECT count(*) FROM state_msg.missing_ranges) AS ranges,
+	   (SELECT count(*) FROM state_msg.resync_requests) AS requests;
+SELECT state_msg.forget_clients('{}');
+SELECT state_msg.forget_clients(NULL);
