@@ -6,12 +6,14 @@ OBJS = src/state_msg.o src/message.o src/serials.o src/resync_events.o \
 	src/store.o src/inbox.o src/inbox_am.o src/guard.o src/resync.o
 DATA = $(wildcard sql/state_msg--*.sql)
 
-# pg_regress (test/sql, test/expected) and the isolation tester
-# (test/specs, test/expected), each on a throwaway instance of its own.
-REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
-REGRESS_OPTS = --inputdir=test --temp-instance=./tmp_regress
-ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
-ISOLATION_OPTS = --inputdir=test --temp-instance=./tmp_isolation
+# pg_regress (sql/NAME.sql, expected/NAME.out: the regression inputs live
+# beside the install scripts, which DATA tells apart by their name) and the
+# isolation tester (specs/NAME.spec, expected/NAME.out), each on a throwaway
+# instance of its own.
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(filter-out sql/state_msg--%,$(wildcard sql/*.sql))))
+REGRESS_OPTS = --temp-instance=./tmp_regress
+ISOLATION = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
+ISOLATION_OPTS = --temp-instance=./tmp_isolation
 
 # TAP tests (PostgreSQL::Test::Cluster) live in test/t
 TAP_TESTS = 1

@@ -172,7 +172,7 @@ COMMENT ON TRIGGER forget_client_rows ON state_msg.clients IS
 /*
  * One sentence per object, in the README's terms, so that \d+, \dT+, \df+
  * and \dv+ explain the schema.  Objects added by other sections of this
- * script carry their own comments; test/sql/comments.sql lists every member
+ * script carry their own comments; sql/comments.sql lists every member
  * of the extension that lacks one.
  */
 

@@ -213,7 +213,7 @@ state_msg_purge(PG_FUNCTION_ARGS)
  * rejected_at (it is not stored again, and on_bad_message does not apply).
  * Ids that name no quarantined row are ignored: resubmitted plus rejected
  * is the number of rows found.  Returns the counts: resubmitted, then one
- * per verdict, as batch_finish() gives them.
+ * per verdict, as sm_batch_finish() gives them.
  */
 PG_FUNCTION_INFO_V1(state_msg_retry_rejected);
 Datum
@@ -238,7 +238,7 @@ state_msg_retry_rejected(PG_FUNCTION_ARGS)
 	Datum		args[4];
 
 	sm_guard_schema();
-	batch = batch_begin();		/* connects to SPI */
+	batch = sm_batch_begin();		/* connects to SPI */
 
 	args[0] = PG_GETARG_DATUM(0);
 	run_kept(&read_rejected_plan, read_rejected_sql, 1, read_types, args,
@@ -275,10 +275,10 @@ state_msg_retry_rejected(PG_FUNCTION_ARGS)
 		for (int col = 0; col < INBOX_NATTS; col++)
 			values[col] = SPI_getbinval(rows->vals[i], rows->tupdesc, col + 2,
 										&isnull[col]);
-		if (message_check(values, isnull, (int64) i + 1, &msg, &sqlstate,
+		if (sm_message_check(values, isnull, (int64) i + 1, &msg, &sqlstate,
 						  &reason))
 		{
-			batch_add_message(batch, &msg);
+			sm_batch_add_message(batch, &msg);
 			passed[npassed++] = id;
 		}
 		else
@@ -318,7 +318,7 @@ state_msg_retry_rejected(PG_FUNCTION_ARGS)
 				 NULL, SPI_OK_UPDATE);
 	}
 
-	batch_finish(batch, counts);	/* processes, and disconnects from SPI */
+	sm_batch_finish(batch, counts);	/* processes, and disconnects from SPI */
 	MemoryContextSwitchTo(caller);
 
 	counts[VERDICT_REJECTED] = nfailed;
@@ -357,7 +357,7 @@ state_msg_forget_clients(PG_FUNCTION_ARGS)
 		if (nulls[i])
 			continue;
 		elems[nids++] = CStringGetTextDatum(
-											normalize_client_id(TextDatumGetCString(elems[i])));
+											sm_normalize_client_id(TextDatumGetCString(elems[i])));
 	}
 	if (nids == 0)
 		PG_RETURN_INT64(0);

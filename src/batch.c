@@ -57,7 +57,7 @@
 /* Warnings for quarantined rows per batch before they are summarized */
 #define MAX_REJECT_WARNINGS 10
 
-const char *const verdict_names[VERDICT_COUNT] = {
+const char *const sm_verdict_names[VERDICT_COUNT] = {
 	"in_order", "gap", "late_fill", "duplicate", "serial_reset",
 	"unserialized", "rejected"
 };
@@ -101,7 +101,7 @@ struct MessageBatch
 
 /*
  * Plan the batch's own statements without sequential or bitmap scans, as a
- * function's SET clause would: the settings hold until batch_finish() (or
+ * function's SET clause would: the settings hold until sm_batch_finish() (or
  * the (sub)transaction's abort) restores the caller's.  Every table the
  * engine reads is read for the keys of the batch's own clients, and a
  * scan of a small table (which the planner would choose, and a kept plan
@@ -127,7 +127,7 @@ batch_planner_settings(void)
  * of the batch's statements
  */
 MessageBatch *
-batch_begin(void)
+sm_batch_begin(void)
 {
 	MemoryContext context;
 	MemoryContext old;
@@ -193,7 +193,7 @@ quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 {
 	/* the id may be huge (its length is checked here): quote its start */
 	char	   *client = isnull[INBOX_CLIENT_ID] ? NULL :
-		echo_text(values[INBOX_CLIENT_ID]);
+		sm_echo_text(values[INBOX_CLIENT_ID]);
 
 	if (sm_on_bad_message == BAD_MESSAGE_ERROR)
 		ereport(ERROR,
@@ -213,10 +213,10 @@ quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 				 errdetail("Row %lld of the statement was stored in state_msg.rejected_messages.",
 						   (long long) batch->rows)));
 
-	store_rejected(values, isnull, batch->rows, sqlstate, reason);
+	sm_store_rejected(values, isnull, batch->rows, sqlstate, reason);
 }
 
-/* Queue a validated message for batch_finish(), in the sort by client */
+/* Queue a validated message for sm_batch_finish(), in the sort by client */
 static void
 put_message(MessageBatch *batch, const StateMessage *msg)
 {
@@ -242,12 +242,12 @@ put_message(MessageBatch *batch, const StateMessage *msg)
 }
 
 /*
- * Add one validated message (client id normalized, as message_check()
+ * Add one validated message (client id normalized, as sm_message_check()
  * leaves it) to the batch: the entry point for sources that are not inbox
  * rows.  It is numbered after everything added before it.
  */
 void
-batch_add_message(MessageBatch *batch, const StateMessage *msg)
+sm_batch_add_message(MessageBatch *batch, const StateMessage *msg)
 {
 	MemoryContext old = MemoryContextSwitchTo(batch->row_context);
 	StateMessage numbered = *msg;
@@ -261,10 +261,10 @@ batch_add_message(MessageBatch *batch, const StateMessage *msg)
 
 /*
  * Add one inbox row to the batch.  A bad row is dealt with at once (false
- * is returned); a good one waits for batch_finish().
+ * is returned); a good one waits for sm_batch_finish().
  */
 bool
-batch_add(MessageBatch *batch, Datum *values, bool *isnull)
+sm_batch_add(MessageBatch *batch, Datum *values, bool *isnull)
 {
 	MemoryContext old = MemoryContextSwitchTo(batch->row_context);
 	StateMessage msg;
@@ -276,7 +276,7 @@ batch_add(MessageBatch *batch, Datum *values, bool *isnull)
 	MemoryContextReset(batch->row_context);
 	batch->rows++;
 
-	ok = message_check(values, isnull, batch->rows, &msg, &sqlstate, &reason);
+	ok = sm_message_check(values, isnull, batch->rows, &msg, &sqlstate, &reason);
 	if (ok)
 		put_message(batch, &msg);
 	else
@@ -360,24 +360,24 @@ track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 	}
 
 	if (!track->has_baseline)
-		serials_choose_baseline(track, msgs, nmsgs);
+		sm_serials_choose_baseline(track, msgs, nmsgs);
 
 	for (int i = 0; i < nmsgs; i++)
 	{
 		StateMessage *msg = &msgs[i];
 
-		msg->verdict = serials_apply(track, msg, now, i <= answer_end);
+		msg->verdict = sm_serials_apply(track, msg, now, i <= answer_end);
 		batch->last_verdict = msg->verdict;
 		batch->counts[msg->verdict]++;
 
 		/* a reset's request first: a 700/2 that is a reset completes it */
 		if (msg->verdict == VERDICT_SERIAL_RESET)
-			resync_reset_issued(track, now);
+			sm_resync_reset_issued(track, now);
 		if (msg->verdict != VERDICT_DUPLICATE && is_resync_complete(msg))
 		{
-			resync_completed(track, now);
+			sm_resync_completed(track, now);
 			if (msg->has_serial)
-				serials_forget_below(track, msg->serial_number);
+				sm_serials_forget_below(track, msg->serial_number);
 		}
 	}
 }
@@ -392,7 +392,7 @@ flush_chunk(MessageBatch *batch)
 	int			ntracks = 0;
 	ClientTrack *tracks;
 	int		   *starts;
-	TupleDesc	desc = store_states_desc();
+	TupleDesc	desc = sm_store_states_desc();
 	Tuplestorestate *new_states = tuplestore_begin_heap(false, false, work_mem);
 	Tuplestorestate *newer_states = tuplestore_begin_heap(false, false, work_mem);
 	Tuplestorestate *decided_states = tuplestore_begin_heap(false, false, work_mem);
@@ -422,7 +422,7 @@ flush_chunk(MessageBatch *batch)
 	elog(DEBUG2, "state_msg: chunk of %d messages from %d clients",
 		 nmsgs, ntracks);
 
-	store_load_clients(tracks, ntracks, msgs, starts);
+	sm_store_load_clients(tracks, ntracks, msgs, starts);
 
 	/*
 	 * The chunk's one engine clock reading, taken once the clients are
@@ -438,15 +438,15 @@ flush_chunk(MessageBatch *batch)
 		int			n = starts[k + 1] - starts[k];
 
 		track_client(batch, &tracks[k], first, n, now);
-		current_state_sort(&tracks[k], first, n);
+		sm_current_state_sort(&tracks[k], first, n);
 	}
-	store_load_states(tracks, ntracks);
+	sm_store_load_states(tracks, ntracks);
 	for (int k = 0; k < ntracks; k++)
-		current_state_collect(&tracks[k], new_states, newer_states,
+		sm_current_state_collect(&tracks[k], new_states, newer_states,
 							  decided_states, desc, now);
 
-	store_save_clients(tracks, ntracks, now, batch->context);
-	store_write_states(desc, new_states, newer_states, decided_states,
+	sm_store_save_clients(tracks, ntracks, now, batch->context);
+	sm_store_write_states(desc, new_states, newer_states, decided_states,
 					   batch->context);
 	tuplestore_end(new_states);
 	tuplestore_end(newer_states);
@@ -474,7 +474,7 @@ chunk_bytes(MessageBatch *batch)
  * NULL, fills counts[VERDICT_COUNT] with the number of each verdict.
  */
 Verdict
-batch_finish(MessageBatch *batch, int64 *counts)
+sm_batch_finish(MessageBatch *batch, int64 *counts)
 {
 	MemoryContext old;
 	Verdict		verdict;

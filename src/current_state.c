@@ -27,7 +27,7 @@ compare_by_topic(const void *a, const void *b)
 {
 	const StateMessage *ma = *(StateMessage *const *) a;
 	const StateMessage *mb = *(StateMessage *const *) b;
-	int			cmp = compare_topics(ma, mb);
+	int			cmp = sm_compare_topics(ma, mb);
 
 	if (cmp != 0)
 		return cmp;
@@ -106,7 +106,7 @@ find_stored(ClientTrack *track, StateMessage *msg)
 	while (lo <= hi)
 	{
 		int			mid = lo + (hi - lo) / 2;
-		int			cmp = compare_topics(msg, &track->stored[mid]);
+		int			cmp = sm_compare_topics(msg, &track->stored[mid]);
 
 		if (cmp == 0)
 			return &track->stored[mid];
@@ -166,7 +166,7 @@ topic_run(StateMessage **msgs, int n)
 {
 	int			j = 1;
 
-	while (j < n && compare_topics(msgs[j], msgs[0]) == 0)
+	while (j < n && sm_compare_topics(msgs[j], msgs[0]) == 0)
 		j++;
 	return j;
 }
@@ -176,7 +176,7 @@ topic_run(StateMessage **msgs, int n)
  * arrival, and note whether any topic needs the stored state.
  */
 void
-current_state_sort(ClientTrack *track, StateMessage *msgs, int nmsgs)
+sm_current_state_sort(ClientTrack *track, StateMessage *msgs, int nmsgs)
 {
 	StateMessage **sorted = palloc(nmsgs * sizeof(StateMessage *));
 	int			n = 0;
@@ -205,7 +205,7 @@ current_state_sort(ClientTrack *track, StateMessage *msgs, int nmsgs)
  * state read for it (decided_states).
  */
 void
-current_state_collect(ClientTrack *track, Tuplestorestate *new_states,
+sm_current_state_collect(ClientTrack *track, Tuplestorestate *new_states,
 			   Tuplestorestate *newer_states, Tuplestorestate *decided_states,
 			   TupleDesc desc, TimestampTz now)
 {
@@ -224,7 +224,7 @@ current_state_collect(ClientTrack *track, Tuplestorestate *new_states,
 				newest = sorted[j];
 
 		if (newest != stored)
-			store_put_state(track->is_new ? new_states :
+			sm_store_put_state(track->is_new ? new_states :
 							fold_stored ? decided_states : newer_states,
 							desc, newest, now);
 		i += run;

@@ -66,7 +66,7 @@ StaticAssertDecl(lengthof(inbox_columns) == INBOX_NATTS,
  * naming the column.
  */
 void
-inbox_map_columns(TupleDesc desc, const char *relname, int *attnos)
+sm_inbox_map_columns(TupleDesc desc, const char *relname, int *attnos)
 {
 	for (int col = 0; col < INBOX_NATTS; col++)
 		attnos[col] = -1;
@@ -128,13 +128,13 @@ state_msg_inbox_process(PG_FUNCTION_ARGS)
 				 errmsg("state_msg.inbox_process() must be an AFTER INSERT statement trigger with a NEW TABLE")));
 
 	rel = trigdata->tg_relation;
-	inbox_map_columns(RelationGetDescr(rel), RelationGetRelationName(rel),
+	sm_inbox_map_columns(RelationGetDescr(rel), RelationGetRelationName(rel),
 					  attnos);
 	for (int col = 0; col < INBOX_NATTS; col++)
 		natts_read = Max(natts_read, attnos[col] + 1);
 
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
-	batch = batch_begin();
+	batch = sm_batch_begin();
 	tuplestore_rescan(trigdata->tg_newtable);
 	while (tuplestore_gettupleslot(trigdata->tg_newtable, true, false, slot))
 	{
@@ -152,9 +152,9 @@ state_msg_inbox_process(PG_FUNCTION_ARGS)
 				isnull[col] = slot->tts_isnull[attnos[col]];
 			}
 		}
-		batch_add(batch, values, isnull);
+		sm_batch_add(batch, values, isnull);
 	}
-	batch_finish(batch, NULL);
+	sm_batch_finish(batch, NULL);
 	ExecDropSingleTupleTableSlot(slot);
 
 	return PointerGetDatum(NULL);
@@ -167,7 +167,7 @@ state_msg_inbox_process(PG_FUNCTION_ARGS)
  * another library with the same symbol name does not count.
  */
 bool
-inbox_is_process_function(Oid funcoid)
+sm_inbox_is_process_function(Oid funcoid)
 {
 	HeapTuple	tuple;
 	bool		result = false;
@@ -231,11 +231,11 @@ state_msg_ingest(PG_FUNCTION_ARGS)
 		isnull[arg_column[i]] = PG_ARGISNULL(i);
 	}
 
-	batch = batch_begin();
-	batch_add(batch, values, isnull);
-	verdict = batch_finish(batch, NULL);
+	batch = sm_batch_begin();
+	sm_batch_add(batch, values, isnull);
+	verdict = sm_batch_finish(batch, NULL);
 
 	return DirectFunctionCall2(enum_in,
-							   CStringGetDatum(verdict_names[verdict]),
+							   CStringGetDatum(sm_verdict_names[verdict]),
 							   ObjectIdGetDatum(get_fn_expr_rettype(fcinfo->flinfo)));
 }

@@ -390,7 +390,7 @@ inbox_build_guard(Relation rel)
 			TRIGGER_FOR_ROW(trigger->tgtype) ||
 			trigger->tgnewtable == NULL ||
 			trigger->tgqual != NULL ||
-			!inbox_is_process_function(trigger->tgfoid))
+			!sm_inbox_is_process_function(trigger->tgfoid))
 			continue;
 
 		if (!guard.has_trigger)
@@ -408,7 +408,7 @@ inbox_build_guard(Relation rel)
 	{
 		int			attnos[INBOX_NATTS];
 
-		inbox_map_columns(RelationGetDescr(rel), RelationGetRelationName(rel),
+		sm_inbox_map_columns(RelationGetDescr(rel), RelationGetRelationName(rel),
 						  attnos);
 	}
 

@@ -237,7 +237,7 @@ is_guid(const char *s, size_t len, size_t *start)
  * "".
  */
 char *
-normalize_client_id(const char *raw)
+sm_normalize_client_id(const char *raw)
 {
 	const char *s = raw;
 	size_t		len = strlen(raw);
@@ -289,7 +289,7 @@ state_msg_normalize_client_id(PG_FUNCTION_ARGS)
 {
 	char	   *raw = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
-	PG_RETURN_TEXT_P(cstring_to_text(normalize_client_id(raw)));
+	PG_RETURN_TEXT_P(cstring_to_text(sm_normalize_client_id(raw)));
 }
 
 /*
@@ -298,7 +298,7 @@ state_msg_normalize_client_id(PG_FUNCTION_ARGS)
  * is detoasted, so an error about a huge value stays small and cheap.
  */
 char *
-echo_text(Datum value)
+sm_echo_text(Datum value)
 {
 	int32		max_bytes = ECHO_CHARS * pg_database_encoding_max_length();
 	Size		total = toast_raw_datum_size(value) - VARHDRSZ;
@@ -410,7 +410,7 @@ check_user_params(Datum *values, bool *isnull, Datum *out,
  * column but serial_number and user_params is required.
  */
 bool
-message_check(Datum *values, bool *isnull, int64 row_number,
+sm_message_check(Datum *values, bool *isnull, int64 row_number,
 			  StateMessage *msg, int *sqlstate, char **reason)
 {
 	char	   *raw_client_id;
@@ -421,7 +421,7 @@ message_check(Datum *values, bool *isnull, int64 row_number,
 	if (!check_text(values, isnull, INBOX_CLIENT_ID, "client_id",
 					SM_MAX_CLIENT_ID_BYTES, &raw_client_id, sqlstate, reason))
 		return false;
-	msg->client_id = normalize_client_id(raw_client_id);
+	msg->client_id = sm_normalize_client_id(raw_client_id);
 	if (msg->client_id[0] == '\0')
 		return reject(sqlstate, reason, ERRCODE_INVALID_PARAMETER_VALUE,
 					  pstrdup("client_id must not be empty"));

@@ -312,7 +312,7 @@ state_msg_request_resync(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("client_id and reason must not be null")));
-	id = normalize_client_id(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	id = sm_normalize_client_id(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 
 	args[0] = CStringGetTextDatum(id);
 	if (SPI_connect() != SPI_OK_CONNECT)

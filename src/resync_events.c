@@ -18,7 +18,7 @@
 
 /* A serial reset issues a request (reason serial_reset) */
 void
-resync_reset_issued(ClientTrack *track, TimestampTz now)
+sm_resync_reset_issued(ClientTrack *track, TimestampTz now)
 {
 	ResetRequest *request;
 
@@ -46,7 +46,7 @@ resync_reset_issued(ClientTrack *track, TimestampTz now)
  * stored before this batch and those this batch's resets issued.
  */
 void
-resync_completed(ClientTrack *track, TimestampTz now)
+sm_resync_completed(ClientTrack *track, TimestampTz now)
 {
 	TimestampTz completed_at = sm_resync_event_time(now, track->has_last_issued,
 													track->last_issued);

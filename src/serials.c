@@ -107,7 +107,7 @@ remove_range(ClientTrack *track, int pos)
  * skipped.
  */
 void
-serials_add_range(ClientTrack *track, int64 first, int64 last,
+sm_serials_add_range(ClientTrack *track, int64 first, int64 last,
 				  TimestampTz detected_at)
 {
 	int			n = track->nranges;
@@ -141,7 +141,7 @@ compare_int64(const void *a, const void *b)
  * serials (room for nmsgs), sorted and without repeats; returns how many.
  */
 int
-serials_to_probe(ClientTrack *track, StateMessage *msgs, int nmsgs,
+sm_serials_to_probe(ClientTrack *track, StateMessage *msgs, int nmsgs,
 				 int64 *serials)
 {
 	int			n = 0;
@@ -213,7 +213,7 @@ fill_range(ClientTrack *track, int pos, int64 serial)
  * stored ones (read or not) and those of this chunk.
  */
 void
-serials_drop_all_ranges(ClientTrack *track)
+sm_serials_drop_all_ranges(ClientTrack *track)
 {
 	track->drop_stored = true;
 	track->drop_below = 0;
@@ -240,7 +240,7 @@ note_message_time(ClientTrack *track, TimestampTz t)
  * renumbered messages keep their original times: they are never stale.
  */
 Verdict
-serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now,
+sm_serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now,
 			  bool resync_answer)
 {
 	int64		s = msg->serial_number;
@@ -301,7 +301,7 @@ serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now,
 		track->epoch_started = t;
 		track->has_epoch_started = true;
 		track->next_serial = s + 1;
-		serials_drop_all_ranges(track);
+		sm_serials_drop_all_ranges(track);
 	}
 	else
 	{
@@ -322,7 +322,7 @@ serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now,
  * later time than all before it), which must not lower the baseline.
  */
 void
-serials_choose_baseline(ClientTrack *track, StateMessage *msgs, int nmsgs)
+sm_serials_choose_baseline(ClientTrack *track, StateMessage *msgs, int nmsgs)
 {
 	TimestampTz newest = 0;
 
@@ -352,7 +352,7 @@ serials_choose_baseline(ClientTrack *track, StateMessage *msgs, int nmsgs)
  * they go by their key range, read or not.
  */
 void
-serials_forget_below(ClientTrack *track, int64 serial)
+sm_serials_forget_below(ClientTrack *track, int64 serial)
 {
 	int			keep = 0;
 

@@ -60,7 +60,7 @@ typedef enum Verdict
 	VERDICT_COUNT
 } Verdict;
 
-extern const char *const verdict_names[VERDICT_COUNT];
+extern const char *const sm_verdict_names[VERDICT_COUNT];
 
 /* What state_msg.on_bad_message asks for */
 typedef enum BadMessageAction
@@ -144,7 +144,7 @@ typedef struct ClientTrack
 
 	/*
 	 * Missing ranges, sorted and disjoint: not all of the client's, only
-	 * those the chunk's serials can meet (see serials_to_probe()) and those
+	 * those the chunk's serials can meet (see sm_serials_to_probe()) and those
 	 * the chunk creates.  Changes are written back as deletes of stored rows
 	 * and inserts of the ranges not stored.
 	 */
@@ -220,31 +220,31 @@ sm_resync_event_time(TimestampTz now, bool has_after, TimestampTz after)
 extern void sm_guard_schema(void);
 
 /* message.c: validation and normalization */
-extern char *normalize_client_id(const char *raw);
-extern char *echo_text(Datum value);
-extern bool message_check(Datum *values, bool *isnull, int64 row_number,
+extern char *sm_normalize_client_id(const char *raw);
+extern char *sm_echo_text(Datum value);
+extern bool sm_message_check(Datum *values, bool *isnull, int64 row_number,
 						  StateMessage *msg, int *sqlstate, char **reason);
 
 /* serials.c: per-client serial tracking, in memory */
-extern void serials_add_range(ClientTrack *track, int64 first, int64 last,
+extern void sm_serials_add_range(ClientTrack *track, int64 first, int64 last,
 							  TimestampTz detected_at);
-extern void serials_choose_baseline(ClientTrack *track, StateMessage *msgs,
+extern void sm_serials_choose_baseline(ClientTrack *track, StateMessage *msgs,
 									int nmsgs);
-extern Verdict serials_apply(ClientTrack *track, StateMessage *msg,
+extern Verdict sm_serials_apply(ClientTrack *track, StateMessage *msg,
 							 TimestampTz now, bool resync_answer);
-extern void serials_forget_below(ClientTrack *track, int64 serial);
-extern void serials_drop_all_ranges(ClientTrack *track);
-extern int	serials_to_probe(ClientTrack *track, StateMessage *msgs, int nmsgs,
+extern void sm_serials_forget_below(ClientTrack *track, int64 serial);
+extern void sm_serials_drop_all_ranges(ClientTrack *track);
+extern int	sm_serials_to_probe(ClientTrack *track, StateMessage *msgs, int nmsgs,
 							 int64 *serials);
 
 /* resync_events.c: resync requests and completions met while processing */
-extern void resync_reset_issued(ClientTrack *track, TimestampTz now);
-extern void resync_completed(ClientTrack *track, TimestampTz now);
+extern void sm_resync_reset_issued(ClientTrack *track, TimestampTz now);
+extern void sm_resync_completed(ClientTrack *track, TimestampTz now);
 
 /* current_state.c: the newest-state rule and the fold */
-extern void current_state_sort(ClientTrack *track, StateMessage *msgs,
+extern void sm_current_state_sort(ClientTrack *track, StateMessage *msgs,
 							   int nmsgs);
-extern void current_state_collect(ClientTrack *track,
+extern void sm_current_state_collect(ClientTrack *track,
 								  Tuplestorestate *new_states,
 								  Tuplestorestate *newer_states,
 								  Tuplestorestate *decided_states,
@@ -252,32 +252,32 @@ extern void current_state_collect(ClientTrack *track,
 
 /* batch.c: the one processing path behind every entry point */
 typedef struct MessageBatch MessageBatch;
-extern MessageBatch *batch_begin(void);
-extern bool batch_add(MessageBatch *batch, Datum *values, bool *isnull);
-extern void batch_add_message(MessageBatch *batch, const StateMessage *msg);
-extern Verdict batch_finish(MessageBatch *batch, int64 *counts);
+extern MessageBatch *sm_batch_begin(void);
+extern bool sm_batch_add(MessageBatch *batch, Datum *values, bool *isnull);
+extern void sm_batch_add_message(MessageBatch *batch, const StateMessage *msg);
+extern Verdict sm_batch_finish(MessageBatch *batch, int64 *counts);
 
 /* inbox.c: the inbox's columns and its processing trigger */
-extern void inbox_map_columns(TupleDesc desc, const char *relname,
+extern void sm_inbox_map_columns(TupleDesc desc, const char *relname,
 							  int *attnos);
-extern bool inbox_is_process_function(Oid funcoid);
+extern bool sm_inbox_is_process_function(Oid funcoid);
 
 /* store.c: the engine's tables */
-extern void store_load_clients(ClientTrack *tracks, int ntracks,
+extern void sm_store_load_clients(ClientTrack *tracks, int ntracks,
 							   StateMessage *msgs, int *starts);
-extern void store_load_states(ClientTrack *tracks, int ntracks);
-extern int	compare_topics(const StateMessage *a, const StateMessage *b);
-extern void store_save_clients(ClientTrack *tracks, int ntracks,
+extern void sm_store_load_states(ClientTrack *tracks, int ntracks);
+extern int	sm_compare_topics(const StateMessage *a, const StateMessage *b);
+extern void sm_store_save_clients(ClientTrack *tracks, int ntracks,
 							   TimestampTz now, MemoryContext batch_context);
-extern TupleDesc store_states_desc(void);
-extern void store_put_state(Tuplestorestate *store, TupleDesc desc,
+extern TupleDesc sm_store_states_desc(void);
+extern void sm_store_put_state(Tuplestorestate *store, TupleDesc desc,
 							StateMessage *msg, TimestampTz now);
-extern void store_write_states(TupleDesc desc,
+extern void sm_store_write_states(TupleDesc desc,
 							   Tuplestorestate *new_states,
 							   Tuplestorestate *newer_states,
 							   Tuplestorestate *decided_states,
 							   MemoryContext batch_context);
-extern void store_rejected(Datum *values, bool *isnull, int64 row_number,
+extern void sm_store_rejected(Datum *values, bool *isnull, int64 row_number,
 						   int sqlstate, const char *reason);
 
 #endif							/* STATE_MSG_H */

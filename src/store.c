@@ -445,7 +445,7 @@ read_client(HeapTuple tuple, TupleDesc desc, ClientTrack *tracks, int ntracks)
 
 /*
  * Read the stored missing ranges that the chunk's messages can meet: for
- * each serial serials_to_probe() names, the range holding it, if any.
+ * each serial sm_serials_to_probe() names, the range holding it, if any.
  * msgs holds the chunk's messages, tracks[k]'s from starts[k] to
  * starts[k + 1].  A client's other ranges stay unread however many there
  * are: what a batch reads and writes follows its messages, not the
@@ -465,7 +465,7 @@ store_load_ranges(ClientTrack *tracks, int ntracks, StateMessage *msgs,
 
 	for (int k = 0; k < ntracks; k++)
 	{
-		int			n = serials_to_probe(&tracks[k], &msgs[starts[k]],
+		int			n = sm_serials_to_probe(&tracks[k], &msgs[starts[k]],
 										 starts[k + 1] - starts[k],
 										 &serials[nprobes]);
 
@@ -491,7 +491,7 @@ store_load_ranges(ClientTrack *tracks, int ntracks, StateMessage *msgs,
 		bool		isnull;
 		char	   *id = TextDatumGetCString(SPI_getbinval(tuple, desc, 1, &isnull));
 
-		serials_add_range(find_track(tracks, ntracks, id),
+		sm_serials_add_range(find_track(tracks, ntracks, id),
 						  DatumGetInt64(SPI_getbinval(tuple, desc, 2, &isnull)),
 						  DatumGetInt64(SPI_getbinval(tuple, desc, 3, &isnull)),
 						  DatumGetTimestampTz(SPI_getbinval(tuple, desc, 4, &isnull)));
@@ -506,7 +506,7 @@ store_load_ranges(ClientTrack *tracks, int ntracks, StateMessage *msgs,
  * (msgs, see store_load_ranges()) can meet.
  */
 void
-store_load_clients(ClientTrack *tracks, int ntracks, StateMessage *msgs,
+sm_store_load_clients(ClientTrack *tracks, int ntracks, StateMessage *msgs,
 				   int *starts)
 {
 	Oid			argtypes[] = {TEXTARRAYOID};
@@ -541,7 +541,7 @@ store_load_clients(ClientTrack *tracks, int ntracks, StateMessage *msgs,
 
 /* The descriptor of sm_states rows: the columns of INSERT_STATES */
 TupleDesc
-store_states_desc(void)
+sm_store_states_desc(void)
 {
 	TupleDesc	desc = CreateTemplateTupleDesc(12);
 
@@ -562,7 +562,7 @@ store_states_desc(void)
 
 /* Add msg, processed at now, as its topic's newest state to sm_states */
 void
-store_put_state(Tuplestorestate *store, TupleDesc desc, StateMessage *msg,
+sm_store_put_state(Tuplestorestate *store, TupleDesc desc, StateMessage *msg,
 				TimestampTz now)
 {
 	Datum		v[12];
@@ -849,7 +849,7 @@ store_save_ranges(ClientTrack *tracks, int ntracks)
  * the chunk's engine clock, the clients' last processing time.
  */
 void
-store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz now,
+sm_store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz now,
 				   MemoryContext batch_context)
 {
 	save_client_rows(tracks, ntracks, now, batch_context);
@@ -863,7 +863,7 @@ store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz now,
  * for the others, and the states batch.c decided against the stored rows.
  */
 void
-store_write_states(TupleDesc desc, Tuplestorestate *new_states,
+sm_store_write_states(TupleDesc desc, Tuplestorestate *new_states,
 				   Tuplestorestate *newer_states,
 				   Tuplestorestate *decided_states,
 				   MemoryContext batch_context)
@@ -881,7 +881,7 @@ store_write_states(TupleDesc desc, Tuplestorestate *new_states,
 
 /* Order states by client, then topic type and id */
 int
-compare_topics(const StateMessage *a, const StateMessage *b)
+sm_compare_topics(const StateMessage *a, const StateMessage *b)
 {
 	if (a->topic_type != b->topic_type)
 		return a->topic_type < b->topic_type ? -1 : 1;
@@ -895,7 +895,7 @@ compare_stored(const void *a, const void *b)
 	const StateMessage *sb = (const StateMessage *) b;
 	int			cmp = strcmp(sa->client_id, sb->client_id);
 
-	return cmp != 0 ? cmp : compare_topics(sa, sb);
+	return cmp != 0 ? cmp : sm_compare_topics(sa, sb);
 }
 
 /*
@@ -906,7 +906,7 @@ compare_stored(const void *a, const void *b)
  * its rows, as messages sorted by topic.
  */
 void
-store_load_states(ClientTrack *tracks, int ntracks)
+sm_store_load_states(ClientTrack *tracks, int ntracks)
 {
 	Oid			argtypes[] = {TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID};
 	Datum		args[3];
@@ -938,7 +938,7 @@ store_load_states(ClientTrack *tracks, int ntracks)
 		{
 			StateMessage *m = t->by_topic[j];
 
-			if (j > 0 && compare_topics(m, t->by_topic[j - 1]) == 0)
+			if (j > 0 && sm_compare_topics(m, t->by_topic[j - 1]) == 0)
 				continue;
 			ids[nkeys] = t->client_id;
 			types[nkeys] = Int32GetDatum(m->topic_type);
@@ -994,7 +994,7 @@ store_load_states(ClientTrack *tracks, int ntracks)
 
 /* Store a bad row in state_msg.rejected_messages, as given */
 void
-store_rejected(Datum *values, bool *isnull, int64 row_number, int sqlstate,
+sm_store_rejected(Datum *values, bool *isnull, int64 row_number, int sqlstate,
 			   const char *reason)
 {
 	static Oid	argtypes[] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, INT8OID,
