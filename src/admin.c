@@ -100,35 +100,6 @@ static const char *forget_sql =
 "DELETE FROM state_msg.clients c"
 " WHERE c.client_id OPERATOR(pg_catalog.=) ANY ($1)";
 
-/*
- * Run a statement, preparing it once per backend and keeping the plan.
- * Parameters are of built-in types only, so a kept plan never outlives a
- * type it was prepared with.
- */
-static void
-run_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes,
-		 Datum *values, const char *nulls, int expected)
-{
-	MemoryContext caller = CurrentMemoryContext;
-	int			rc;
-
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-				 sql, SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*plan = p;
-	}
-	rc = SPI_execute_plan(*plan, values, nulls, false, 0);
-	if (rc != expected)
-		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
-			 sql, SPI_result_code_string(rc));
-	MemoryContextSwitchTo(caller);
-}
-
 /* A time as text, in the session's DateStyle and time zone */
 static char *
 time_text(TimestampTz t)
@@ -188,7 +159,7 @@ state_msg_purge(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	run_kept(&purge_plan, purge_sql, 2, argtypes, args, NULL, SPI_OK_SELECT);
+	sm_run_kept(&purge_plan, purge_sql, 2, argtypes, args, NULL, SPI_OK_SELECT);
 	requests = first_int64(1);
 	rejected = first_int64(2);
 	if (SPI_finish() != SPI_OK_FINISH)
@@ -241,7 +212,7 @@ state_msg_retry_rejected(PG_FUNCTION_ARGS)
 	batch = sm_batch_begin();		/* connects to SPI */
 
 	args[0] = PG_GETARG_DATUM(0);
-	run_kept(&read_rejected_plan, read_rejected_sql, 1, read_types, args,
+	sm_run_kept(&read_rejected_plan, read_rejected_sql, 1, read_types, args,
 			 NULL, SPI_OK_SELECT);
 	rows = SPI_tuptable;
 	nrows = SPI_processed;
@@ -299,7 +270,7 @@ state_msg_retry_rejected(PG_FUNCTION_ARGS)
 		args[0] = PointerGetDatum(construct_array(passed, npassed, INT8OID,
 												  8, FLOAT8PASSBYVAL,
 												  TYPALIGN_DOUBLE));
-		run_kept(&drop_rejected_plan, drop_rejected_sql, 1, read_types, args,
+		sm_run_kept(&drop_rejected_plan, drop_rejected_sql, 1, read_types, args,
 				 NULL, SPI_OK_DELETE);
 	}
 	if (nfailed > 0)
@@ -314,7 +285,7 @@ state_msg_retry_rejected(PG_FUNCTION_ARGS)
 												  TEXTOID, -1, false,
 												  TYPALIGN_INT));
 		args[3] = TimestampTzGetDatum(sm_engine_now());
-		run_kept(&rereject_plan, rereject_sql, 4, rereject_types, args,
+		sm_run_kept(&rereject_plan, rereject_sql, 4, rereject_types, args,
 				 NULL, SPI_OK_UPDATE);
 	}
 
@@ -366,13 +337,13 @@ state_msg_forget_clients(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	run_kept(&lock_clients_plan, lock_clients_sql, 1, argtypes, args, NULL,
+	sm_run_kept(&lock_clients_plan, lock_clients_sql, 1, argtypes, args, NULL,
 			 SPI_OK_SELECT);
 	args[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 							&isnull);
 	if (!isnull)
 	{
-		run_kept(&forget_plan, forget_sql, 1, argtypes, args, NULL,
+		sm_run_kept(&forget_plan, forget_sql, 1, argtypes, args, NULL,
 				 SPI_OK_DELETE);
 		forgotten = (int64) SPI_processed;
 	}

@@ -121,34 +121,6 @@ static const char *issue_one_sql =
 " FROM marked"
 " RETURNING request_id";
 
-/*
- * Run a statement, preparing it once per backend and keeping the plan.
- * Parameters are of built-in types only, so a kept plan never outlives a
- * type it was prepared with (the extension may be dropped and created again
- * in one session).
- */
-static void
-run_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes,
-		 Datum *values, const char *nulls, int expected)
-{
-	int			rc;
-
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-				 sql, SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*plan = p;
-	}
-	rc = SPI_execute_plan(*plan, values, nulls, false, 0);
-	if (rc != expected)
-		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
-			 sql, SPI_result_code_string(rc));
-}
-
 /* A time as text, in the session's DateStyle and time zone */
 static char *
 time_text(TimestampTz t)
@@ -240,13 +212,13 @@ state_msg_run_resync_check(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	run_kept(&lock_due_plan, lock_due_sql, 2, argtypes, args, NULL,
+	sm_run_kept(&lock_due_plan, lock_due_sql, 2, argtypes, args, NULL,
 			 SPI_OK_SELECT);
 	args[3] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 							&isnull);
 	if (!isnull)
 	{
-		run_kept(&issue_due_plan, issue_due_sql, 4, argtypes, args, NULL,
+		sm_run_kept(&issue_due_plan, issue_due_sql, 4, argtypes, args, NULL,
 				 SPI_OK_SELECT);
 		issued = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 1,
@@ -255,7 +227,7 @@ state_msg_run_resync_check(PG_FUNCTION_ARGS)
 											   SPI_tuptable->tupdesc, 2,
 											   &isnull));
 	}
-	run_kept(&waiting_plan, waiting_sql, 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	sm_run_kept(&waiting_plan, waiting_sql, 0, NULL, NULL, NULL, SPI_OK_SELECT);
 	skipped = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 1, &isnull));
 	skipped = Max(skipped - issued - reissued, 0);
@@ -317,7 +289,7 @@ state_msg_request_resync(PG_FUNCTION_ARGS)
 	args[0] = CStringGetTextDatum(id);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	run_kept(&lock_client_plan, lock_client_sql, 1, lock_types, args, NULL,
+	sm_run_kept(&lock_client_plan, lock_client_sql, 1, lock_types, args, NULL,
 			 SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -331,7 +303,7 @@ state_msg_request_resync(PG_FUNCTION_ARGS)
 
 	args[1] = TimestampTzGetDatum(issued_at);
 	args[2] = CStringGetTextDatum(enum_label(PG_GETARG_OID(1)));
-	run_kept(&issue_one_plan, issue_one_sql, 3, issue_types, args, NULL,
+	sm_run_kept(&issue_one_plan, issue_one_sql, 3, issue_types, args, NULL,
 			 SPI_OK_INSERT_RETURNING);
 	if (SPI_processed != 1)
 		elog(ERROR, "request for locked client \"%s\" not issued", id);

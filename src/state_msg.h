@@ -10,6 +10,7 @@
 
 #include "access/tupdesc.h"
 #include "common/int.h"
+#include "executor/spi.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -277,6 +278,9 @@ extern void sm_store_write_states(TupleDesc desc,
 							   Tuplestorestate *newer_states,
 							   Tuplestorestate *decided_states,
 							   MemoryContext batch_context);
+extern void sm_run_kept(SPIPlanPtr *plan, const char *sql, int nargs,
+						Oid *argtypes, Datum *values, const char *nulls,
+						int expected);
 extern void sm_store_rejected(Datum *values, bool *isnull, int64 row_number,
 						   int sqlstate, const char *reason);
 

@@ -286,6 +286,38 @@ keep_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 	return *plan;
 }
 
+/*
+ * Run a statement of an owner-rights entry point other than the batch (the
+ * check cycle, the administration functions), preparing it once per backend
+ * and keeping the plan; the plan cache chooses custom or generic plans.
+ * Parameters are of built-in types only, so a kept plan never outlives a
+ * type it was prepared with (the extension may be dropped and created again
+ * in one session).
+ */
+void
+sm_run_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes,
+			Datum *values, const char *nulls, int expected)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	int			rc;
+
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 sql, SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		*plan = p;
+	}
+	rc = SPI_execute_plan(*plan, values, nulls, false, 0);
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
+			 sql, SPI_result_code_string(rc));
+	MemoryContextSwitchTo(caller);
+}
+
 /* Run a kept statement with parameters; it must succeed */
 static void
 run_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes,
