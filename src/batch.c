@@ -7,13 +7,16 @@
  * sorts the good ones by client with a tuplesort (so memory stays bounded
  * however large the statement), and then processes them in chunks:
  *
- *	1. lock the chunk's clients in client_id order, creating new ones, and
- *	   read their serial state and missing ranges;
- *	2. run serial tracking over each client's messages in arrival order;
+ *	1. lock the chunk's clients in client_id order, creating new ones, read
+ *	   their serial state and the missing ranges their serials can meet, and
+ *	   read the engine clock once (the chunk's time);
+ *	2. run serial tracking over each client's messages in arrival order,
+ *	   with effective times and the resync events they carry (serials.c,
+ *	   resync_events.c);
  *	3. fold each (client, topic)'s messages into its current state, as one
- *	   message at a time would (see reducible());
- *	4. write back clients, missing ranges, current state and resync requests
- *	   with one set-based statement each.
+ *	   message at a time would (current_state.c);
+ *	4. write back clients, changed missing ranges, current state and resync
+ *	   requests with one set-based statement each (store.c).
  *
  * Because every batch locks clients in ascending client_id order, and a
  * client's rows in the other tables are only written while its row lock is
