@@ -81,16 +81,15 @@ PG_FUNCTION_INFO_V1(state_msg_is_newer_state);
 Datum
 state_msg_is_newer_state(PG_FUNCTION_ARGS)
 {
-	if (PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(6) ||
-		PG_ARGISNULL(7) || PG_ARGISNULL(1) || PG_ARGISNULL(5))
-		PG_RETURN_NULL();
-	PG_RETURN_BOOL(newer_state(!PG_ARGISNULL(0),
-							   PG_GETARG_INT64(1),
+	/* only the serials may be NULL: the other columns are NOT NULL */
+	for (int i = 1; i < 8; i++)
+		if (i != 4 && PG_ARGISNULL(i))
+			PG_RETURN_NULL();
+	PG_RETURN_BOOL(newer_state(!PG_ARGISNULL(0), PG_GETARG_INT64(1),
 							   PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0),
 							   sm_effective_time(PG_GETARG_TIMESTAMPTZ(2),
 												 PG_GETARG_TIMESTAMPTZ(3)),
-							   !PG_ARGISNULL(4),
-							   PG_GETARG_INT64(5),
+							   !PG_ARGISNULL(4), PG_GETARG_INT64(5),
 							   PG_ARGISNULL(4) ? 0 : PG_GETARG_INT64(4),
 							   sm_effective_time(PG_GETARG_TIMESTAMPTZ(6),
 												 PG_GETARG_TIMESTAMPTZ(7))));

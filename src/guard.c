@@ -45,12 +45,16 @@
 
 #define SM_NAME "state_msg"		/* the extension's name and its schema's */
 
+/* The release installed in this database, as last read */
+static char cached_version[NAMEDATALEN];
+
 /*
  * The extension's schema and owner, read from pg_extension (which has no
  * syscache: an index probe, most of the guard's cost) once per transaction,
- * or again when fresh is asked for.  Neither changes while the extension
- * exists (it is not relocatable); a drop and create within one transaction
- * is caught by the caller asking again before it fails.
+ * or again when fresh is asked for, with its installed release.  Neither
+ * changes while the extension exists (it is not relocatable); a drop and
+ * create within one transaction is caught by the caller asking again before
+ * it fails.
  */
 static void
 extension_schema(bool fresh, Oid *schema, Oid *owner)
@@ -58,6 +62,8 @@ extension_schema(bool fresh, Oid *schema, Oid *owner)
 	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
 	static Oid	cached_schema;
 	static Oid	cached_owner;
+	bool		isnull;
+	Datum		version;
 	Relation	rel;
 	ScanKeyData key;
 	SysScanDesc scan;
@@ -83,6 +89,13 @@ extension_schema(bool fresh, Oid *schema, Oid *owner)
 						SM_NAME)));
 	*schema = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
 	*owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
+	version = heap_getattr(tuple, Anum_pg_extension_extversion,
+						   RelationGetDescr(rel), &isnull);
+	if (isnull)
+		cached_version[0] = '\0';
+	else
+		text_to_cstring_buffer(DatumGetTextPP(version), cached_version,
+							   sizeof(cached_version));
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 
@@ -161,4 +174,27 @@ sm_guard_schema(void)
 						 SM_NAME,
 						 ext_owner_name ? quote_identifier(ext_owner_name) : "...")));
 	}
+}
+
+/*
+ * Refuse to work on the objects of another release of the extension: after
+ * "make install" only the newest library exists, and it reads and writes
+ * the tables as the newest release defines them.  A database still on an
+ * older release is told to update.  Reads the row the guard has read in
+ * this transaction, so it costs nothing more.
+ */
+void
+sm_require_current_release(void)
+{
+	Oid			schema;
+	Oid			owner;
+
+	extension_schema(false, &schema, &owner);
+	if (strcmp(cached_version, SM_RELEASE) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension state_msg is at version %s, but its library is release %s",
+						cached_version[0] ? cached_version : "(unknown)",
+						SM_RELEASE),
+				 errhint("Run ALTER EXTENSION state_msg UPDATE.")));
 }

@@ -15,17 +15,9 @@
 
 #include <math.h>
 
-#include "access/genam.h"
-#include "access/htup_details.h"
-#include "access/table.h"
-#include "catalog/indexing.h"
-#include "catalog/pg_extension.h"
-#include "commands/extension.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/guc.h"
-#include "utils/rel.h"
 #include "utils/timestamp.h"
 
 #include "state_msg.h"
@@ -157,53 +149,6 @@ sm_effective_time(TimestampTz message_time, TimestampTz processed_at)
 	if (message_time > processed_at + sm_duration_usecs(sm_max_clock_skew))
 		return processed_at;
 	return message_time;
-}
-
-/*
- * Refuse to work on the objects of another release of the extension: after
- * "make install" only the newest library exists, and it reads and writes
- * the tables as the newest release defines them.  A database still on an
- * older release is told to update.  (A positive answer is remembered for
- * the extension object it was given for.)
- */
-void
-sm_require_current_release(void)
-{
-	static Oid	verified = InvalidOid;
-	Oid			extension = get_extension_oid("state_msg", false);
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tuple;
-	char	   *version = NULL;
-
-	if (extension == verified)
-		return;
-
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(extension));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
-	tuple = systable_getnext(scan);
-	if (HeapTupleIsValid(tuple))
-	{
-		bool		isnull;
-		Datum		d = heap_getattr(tuple, Anum_pg_extension_extversion,
-									 RelationGetDescr(rel), &isnull);
-
-		if (!isnull)
-			version = TextDatumGetCString(d);
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-
-	if (version == NULL || strcmp(version, SM_RELEASE) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("extension state_msg is at version %s, but its library is release %s",
-						version ? version : "(unknown)", SM_RELEASE),
-				 errhint("Run ALTER EXTENSION state_msg UPDATE.")));
-	verified = extension;
 }
 
 /* A duration setting as an interval, for SQL that compares times */

@@ -192,7 +192,6 @@ extern int	sm_batch_chunk_size;
 extern int	sm_batch_chunk_memory;
 extern int64 sm_duration_usecs(double minutes);
 extern TimestampTz sm_engine_now(void);
-extern void sm_require_current_release(void);
 extern TimestampTz sm_effective_time(TimestampTz message_time,
 									 TimestampTz processed_at);
 
@@ -217,7 +216,11 @@ sm_resync_event_time(TimestampTz now, bool has_after, TimestampTz after)
 	return (has_after && after >= now) ? after + 1 : now;
 }
 
-/* guard.c: the engine reaches its objects only through its own schema */
+/*
+ * guard.c: the engine reaches its objects only through its own schema, and
+ * only those of its own release
+ */
+extern void sm_require_current_release(void);
 extern void sm_guard_schema(void);
 
 /* message.c: validation and normalization */

@@ -387,6 +387,14 @@ text_array(char **strings, int n)
 										   TYPALIGN_INT));
 }
 
+/* An array of n values of an 8-byte, pass-by-value type (int8, timestamptz) */
+static Datum
+wide_array(Datum *elems, int n, Oid elemtype)
+{
+	return PointerGetDatum(construct_array(elems, n, elemtype, 8,
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
 /* Binary search for a client among the chunk's (sorted) tracks */
 static ClientTrack *
 find_track(ClientTrack *tracks, int ntracks, const char *client_id)
@@ -511,9 +519,7 @@ store_load_ranges(ClientTrack *tracks, int ntracks, StateMessage *msgs,
 	for (int i = 0; i < nprobes; i++)
 		serial_datums[i] = Int64GetDatum(serials[i]);
 	args[0] = text_array(ids, nprobes);
-	args[1] = PointerGetDatum(construct_array(serial_datums, nprobes, INT8OID,
-											  8, FLOAT8PASSBYVAL,
-											  TYPALIGN_DOUBLE));
+	args[1] = wide_array(serial_datums, nprobes, INT8OID);
 	run_plan(&load_ranges_plan, load_ranges_sql, 2, argtypes, args, NULL,
 			 SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -727,9 +733,7 @@ save_resync_events(ClientTrack *tracks, int ntracks)
 		Datum		args[2];
 
 		args[0] = text_array(completed_ids, ncompleted);
-		args[1] = PointerGetDatum(construct_array(completed_at, ncompleted,
-												  TIMESTAMPTZOID, 8,
-												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[1] = wide_array(completed_at, ncompleted, TIMESTAMPTZOID);
 		run_plan(&complete_requests_plan, complete_requests_sql, 2, argtypes,
 				 args, NULL, SPI_OK_UPDATE);
 	}
@@ -760,9 +764,7 @@ save_resync_events(ClientTrack *tracks, int ntracks)
 			}
 		}
 		args[0] = text_array(ids, nrequests);
-		args[1] = PointerGetDatum(construct_array(issued, nrequests,
-												  TIMESTAMPTZOID, 8,
-												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[1] = wide_array(issued, nrequests, TIMESTAMPTZOID);
 		args[2] = PointerGetDatum(construct_md_array(completed, completed_null,
 													 1, dims, lbs,
 													 TIMESTAMPTZOID, 8,
@@ -834,10 +836,8 @@ store_save_ranges(ClientTrack *tracks, int ntracks)
 		}
 		Assert(k == ndeletes);
 		args[0] = text_array(ids, ndeletes);
-		args[1] = PointerGetDatum(construct_array(firsts, ndeletes, INT8OID,
-												  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[2] = PointerGetDatum(construct_array(lasts, ndeletes, INT8OID,
-												  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[1] = wide_array(firsts, ndeletes, INT8OID);
+		args[2] = wide_array(lasts, ndeletes, INT8OID);
 		run_plan(&delete_ranges_plan, delete_ranges_sql, 3, argtypes, args,
 				 NULL, SPI_OK_DELETE);
 	}
@@ -865,12 +865,9 @@ store_save_ranges(ClientTrack *tracks, int ntracks)
 		}
 		Assert(k == ninserts);
 		args[0] = text_array(ids, ninserts);
-		args[1] = PointerGetDatum(construct_array(firsts, ninserts, INT8OID,
-												  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[2] = PointerGetDatum(construct_array(lasts, ninserts, INT8OID,
-												  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[3] = PointerGetDatum(construct_array(times, ninserts, TIMESTAMPTZOID,
-												  8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[1] = wide_array(firsts, ninserts, INT8OID);
+		args[2] = wide_array(lasts, ninserts, INT8OID);
+		args[3] = wide_array(times, ninserts, TIMESTAMPTZOID);
 		run_plan(&insert_ranges_plan, insert_ranges_sql, 4, argtypes, args,
 				 NULL, SPI_OK_INSERT);
 	}
