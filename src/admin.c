@@ -244,6 +244,8 @@ state_msg_retry_rejected(PG_FUNCTION_ARGS)
 		MemoryContextReset(row_context);
 		id = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &id_null);
 		for (int col = 0; col < INBOX_NATTS; col++)
+			isnull[col] = true;
+		for (int col = 0; col <= INBOX_SOURCE; col++)	/* TODO 1.1 columns */
 			values[col] = SPI_getbinval(rows->vals[i], rows->tupdesc, col + 2,
 										&isnull[col]);
 		if (sm_message_check(values, isnull, (int64) i + 1, &msg, &sqlstate,

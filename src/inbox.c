@@ -29,8 +29,8 @@
 /*
  * The columns the trigger reads, in InboxColumn order.  They are found in
  * the table by name, each with exactly this type; columns the inbox does not
- * know are ignored.  An optional column may be absent and then reads as NULL
- * (none is yet: room for columns added in later releases).
+ * know are ignored.  An optional column (those added in release 1.1) may be
+ * absent and then reads as NULL.
  */
 typedef struct InboxColumnDef
 {
@@ -49,7 +49,14 @@ static const InboxColumnDef inbox_columns[] = {
 	{"criticality", INT4OID, false},
 	{"message_time", TIMESTAMPTZOID, false},
 	{"user_params", TEXTARRAYOID, false},
-	{"source", TEXTOID, false}
+	{"source", TEXTOID, false},
+	{"user_name", TEXTOID, true},
+	{"user_sid", TEXTOID, true},
+	{"state_details_type", INT4OID, true},
+	{"state_details", TEXTOID, true},
+	{"priority", INT4OID, true},
+	{"netbios_name", TEXTOID, true},
+	{"client_version", TEXTOID, true}
 };
 
 StaticAssertDecl(lengthof(inbox_columns) == INBOX_NATTS,
@@ -223,9 +230,9 @@ state_msg_ingest(PG_FUNCTION_ARGS)
 	MessageBatch *batch;
 	Verdict		verdict;
 
-	StaticAssertStmt(lengthof(arg_column) == INBOX_NATTS,
-					 "ingest() takes one argument per inbox column");
 	for (int i = 0; i < INBOX_NATTS; i++)
+		isnull[i] = true;
+	for (int i = 0; i < (int) lengthof(arg_column); i++)
 	{
 		values[arg_column[i]] = PG_GETARG_DATUM(i);
 		isnull[arg_column[i]] = PG_ARGISNULL(i);

@@ -45,6 +45,14 @@ typedef enum InboxColumn
 	INBOX_MESSAGE_TIME,
 	INBOX_USER_PARAMS,
 	INBOX_SOURCE,
+	/* optional (release 1.1): what an XML report carries besides */
+	INBOX_USER_NAME,
+	INBOX_USER_SID,
+	INBOX_STATE_DETAILS_TYPE,
+	INBOX_STATE_DETAILS,
+	INBOX_PRIORITY,
+	INBOX_NETBIOS_NAME,
+	INBOX_CLIENT_VERSION,
 	INBOX_NATTS
 } InboxColumn;
 
@@ -85,6 +93,15 @@ typedef struct StateMessage
 	TimestampTz message_time;	/* as the client gave it */
 	Datum		user_params;	/* text[], or 0 for none */
 	char	   *source;
+	char	   *user_name;		/* NULL for none, as the rest of this group */
+	char	   *user_sid;
+	bool		has_state_details_type;
+	int32		state_details_type;
+	Datum		state_details;	/* text, maybe toasted, or 0 for none */
+	bool		has_priority;
+	int32		priority;		/* the report's priority */
+	char	   *netbios_name;	/* the client's, from the report header */
+	char	   *client_version;
 	/* set by processing */
 	TimestampTz effective_time; /* message_time, bounded by the clock */
 	bool		clock_skewed;	/* message_time ran too far ahead: the

@@ -1036,7 +1036,7 @@ sm_store_rejected(Datum *values, bool *isnull, int64 row_number, int sqlstate,
 	args[1] = CStringGetTextDatum(unpack_sql_state(sqlstate));
 	args[2] = Int64GetDatum(row_number);
 	nulls[0] = nulls[1] = nulls[2] = ' ';
-	for (int i = 0; i < INBOX_NATTS; i++)
+	for (int i = 0; i <= INBOX_SOURCE; i++)	/* TODO 1.1 columns */
 	{
 		args[3 + i] = values[i];
 		nulls[3 + i] = isnull[i] ? 'n' : ' ';
