@@ -6,6 +6,10 @@ OBJS = src/state_msg.o src/message.o src/serials.o src/resync_events.o \
 	src/store.o src/inbox.o src/inbox_am.o src/guard.o src/resync.o
 DATA = $(wildcard sql/state_msg--*.sql)
 
+# XML reports are parsed with libxml2, as PostgreSQL's own xml type does
+PG_CPPFLAGS = $(shell xml2-config --cflags)
+SHLIB_LINK = $(shell xml2-config --libs)
+
 # pg_regress (sql/NAME.sql, expected/NAME.out: the regression inputs live
 # beside the install scripts, which DATA tells apart by their name) and the
 # isolation tester (specs/NAME.spec, expected/NAME.out), each on a throwaway

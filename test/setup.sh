@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shared set-up for test/check.sh, test/demo.sh and test/bench/run.sh, run as
 # root on Debian 12: installs what is missing (PostgreSQL 15, its server
-# headers, pg_cron for test/t/008_pg_cron.pl, IPC::Run for TAP tests), then
+# headers, pg_cron for test/t/008_pg_cron.pl, IPC::Run for TAP tests, libxml2's
+# headers for the XML report parser), then
 # builds and installs the extension
 # from a copy of the checkout owned by the postgres user, because the server
 # (and so pg_regress and the TAP tests) refuses to run as root.
@@ -23,7 +24,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 missing=()
-for pkg in postgresql-15 postgresql-server-dev-15 postgresql-15-cron libipc-run-perl make gcc; do
+for pkg in postgresql-15 postgresql-server-dev-15 postgresql-15-cron libipc-run-perl libxml2-dev make gcc; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
