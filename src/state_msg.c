@@ -17,6 +17,7 @@
 
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
@@ -37,6 +38,7 @@ double		sm_keep_rejected_messages = 30 * 24 * 60;
 int			sm_on_bad_message = BAD_MESSAGE_QUARANTINE;
 int			sm_batch_chunk_size = 32768;
 int			sm_batch_chunk_memory = 64 * 1024;	/* kB */
+int			sm_max_report_size = 16 * 1024 * 1024;	/* bytes */
 
 static const struct config_enum_entry bad_message_options[] = {
 	{"quarantine", BAD_MESSAGE_QUARANTINE, false},
@@ -112,6 +114,14 @@ _PG_init(void)
 							&sm_batch_chunk_memory,
 							64 * 1024, 1024, 1024 * 1024,
 							PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("state_msg.max_report_size",
+							"Largest XML report state_msg.ingest_report() parses, in bytes as received.",
+							"A larger report is rejected whole before it is parsed, so that parsing memory stays bounded.",
+							&sm_max_report_size,
+							16 * 1024 * 1024, 1, MaxAllocSize,
+							PGC_SUSET, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("state_msg");
