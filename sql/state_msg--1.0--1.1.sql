@@ -687,6 +687,45 @@ GRANT EXECUTE ON FUNCTION state_msg.run_resync_check(timestamptz),
 	TO state_msg_operator;
 
 -- ---------------------------------------------------------------------
+-- Resync requests delivered to the clients (issue 8, section 1): a
+-- management point claims them, answers a client's policy check, and
+-- listens on state_msg_resync
+-- ---------------------------------------------------------------------
+
+ALTER TABLE state_msg.resync_requests ADD COLUMN delivered_at timestamptz;
+COMMENT ON COLUMN state_msg.resync_requests.delivered_at IS
+	'When (engine clock) claim_resync_requests() handed the request to a management point; NULL while undelivered';
+
+-- What claim_resync_requests() looks for, oldest first
+CREATE INDEX resync_requests_undelivered ON state_msg.resync_requests (issued_at)
+	WHERE completed_at IS NULL AND delivered_at IS NULL;
+COMMENT ON INDEX state_msg.resync_requests_undelivered IS
+	'The open requests not yet delivered, by issue time, for claim_resync_requests()';
+
+CREATE FUNCTION state_msg.claim_resync_requests(max_requests integer DEFAULT 1000)
+RETURNS TABLE (request_id bigint, client_id text,
+			   reason state_msg.resync_reason, issued_at timestamptz)
+AS 'MODULE_PATHNAME', 'state_msg_claim_resync_requests'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION state_msg.claim_resync_requests(integer) FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.claim_resync_requests(integer) IS
+	'Hand out resync requests to a management point: one row per client (its newest open request), at most max_requests clients, oldest undelivered request first; marks all the client''s open requests delivered; concurrent callers never get the same client';
+
+CREATE FUNCTION state_msg.pending_resync(client_id text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'state_msg_pending_resync'
+LANGUAGE C STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION state_msg.pending_resync(text) FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.pending_resync(text) IS
+	'A client''s policy check: has it an outstanding resync request (has_open_request()); false for an unknown client';
+
+-- The management point's role ingests and delivers
+GRANT EXECUTE ON FUNCTION state_msg.claim_resync_requests(integer),
+	state_msg.pending_resync(text)
+	TO state_msg_writer, state_msg_operator;
+GRANT EXECUTE ON FUNCTION state_msg.pending_resync(text) TO state_msg_reader;
 -- XML reports (issue 7, task report): ingest_report(), rejected_reports,
 -- retry_rejected_reports()
 -- ---------------------------------------------------------------------

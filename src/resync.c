@@ -239,6 +239,7 @@ state_msg_run_resync_check(PG_FUNCTION_ARGS)
 					time_text(as_of), (long long) issued,
 					(long long) reissued, (long long) skipped)));
 
+	sm_notify_resync_issued(issued + reissued);
 	result[0] = Int64GetDatum(issued);
 	result[1] = Int64GetDatum(reissued);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, result,
@@ -313,6 +314,7 @@ state_msg_request_resync(PG_FUNCTION_ARGS)
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 
+	sm_notify_resync_issued(1);
 	PG_RETURN_INT64(request_id);
 }
 

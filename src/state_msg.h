@@ -259,6 +259,9 @@ extern void sm_serials_drop_all_ranges(ClientTrack *track);
 extern int	sm_serials_to_probe(ClientTrack *track, StateMessage *msgs, int nmsgs,
 							 int64 *serials);
 
+/* delivery.c: resync requests handed to the clients */
+extern void sm_notify_resync_issued(int64 n);
+
 /* resync_events.c: resync requests and completions met while processing */
 extern void sm_resync_reset_issued(ClientTrack *track, TimestampTz now);
 extern void sm_resync_completed(ClientTrack *track, TimestampTz now);

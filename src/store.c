@@ -750,6 +750,7 @@ save_resync_events(ClientTrack *tracks, int ntracks)
 		int			dims[1] = {nrequests};
 		int			lbs[1] = {1};
 		int			k = 0;
+		int64		nopen = 0;	/* requests left to deliver */
 
 		for (int i = 0; i < ntracks; i++)
 		{
@@ -761,6 +762,8 @@ save_resync_events(ClientTrack *tracks, int ntracks)
 				issued[k] = TimestampTzGetDatum(request->issued_at);
 				completed[k] = TimestampTzGetDatum(request->completed_at);
 				completed_null[k] = !request->completed;
+				if (!request->completed)
+					nopen++;
 			}
 		}
 		args[0] = text_array(ids, nrequests);
@@ -772,6 +775,7 @@ save_resync_events(ClientTrack *tracks, int ntracks)
 													 TYPALIGN_DOUBLE));
 		run_plan(&insert_reset_requests_plan, insert_reset_requests_sql, 3,
 				 argtypes, args, NULL, SPI_OK_INSERT);
+		sm_notify_resync_issued(nopen);
 	}
 }
 
