@@ -117,12 +117,14 @@ SELECT count(*) AS rejected_reports FROM state_msg.rejected_reports;
 
 -- Client ids: GUID: with or without a space, no prefix, lower case, a
 -- ClientID element with attributes: all one client
-SELECT * FROM state_msg.ingest_report(pg_temp.report(c, pg_temp.msg(s, 'upd-g', s)))
+SELECT v.s, r.*
 FROM (VALUES (1, '<ClientID>GUID:1A2B3C4D-0000-4000-8000-00000000000A</ClientID>'),
 			 (2, '<ClientID>GUID: 1a2b3c4d-0000-4000-8000-00000000000a</ClientID>'),
 			 (3, '<ClientID>1A2B3C4D-0000-4000-8000-00000000000A</ClientID>'),
 			 (4, '<ClientID Type="1" Source="SMS">GUID:1A2B3C4D-0000-4000-8000-00000000000A</ClientID>'))
-	 AS v(s, c) ORDER BY s;
+	 AS v(s, c),
+	 LATERAL state_msg.ingest_report(pg_temp.report(v.c, pg_temp.msg(v.s, 'upd-g', v.s))) r
+ORDER BY v.s;
 SELECT client_id, next_serial_number, messages_processed FROM state_msg.clients
 WHERE client_id LIKE 'GUID:1A2B%';
 
@@ -226,7 +228,8 @@ SELECT client_id, first_serial, last_serial FROM state_msg.missing_ranges WHERE 
 SET state_msg.min_missing_message_age = 0;
 SELECT * FROM state_msg.run_resync_check();
 RESET state_msg.min_missing_message_age;
-SELECT client_id, reason, completed_at IS NULL AS open FROM state_msg.resync_requests;
+SELECT client_id, reason, completed_at IS NULL AS open FROM state_msg.resync_requests
+WHERE client_id = 'RS';
 -- the answer: its three cached messages with new serials, then 700/2
 SELECT * FROM state_msg.ingest_report(pg_temp.report('<ClientID>RS</ClientID>',
 	pg_temp.msg(6, 'c1', 2, '20261110190000.000000+000')
@@ -235,13 +238,14 @@ SELECT * FROM state_msg.ingest_report(pg_temp.report('<ClientID>RS</ClientID>',
 	|| pg_temp.msg(9, 'resync', 2, '20261110190003.000000+000', 700)));
 -- the request is completed, the gap below the answer forgotten, the cache
 -- is the current state
-SELECT client_id, reason, completed_at IS NOT NULL AS completed FROM state_msg.resync_requests;
+SELECT client_id, reason, completed_at IS NOT NULL AS completed FROM state_msg.resync_requests
+WHERE client_id = 'RS';
 SELECT count(*) AS missing_ranges FROM state_msg.missing_ranges WHERE client_id = 'RS';
 SELECT client_id, next_serial_number,
 	   last_resync_client_completed_time >= last_resync_issued_time AS completed
 FROM state_msg.clients WHERE client_id = 'RS';
 SELECT topic_type, topic_id, state_id, serial_number FROM pg_temp.states WHERE client_id = 'RS';
-SELECT * FROM state_msg.resync_outstanding;
+SELECT state_msg.has_open_request(c) AS open FROM state_msg.clients c WHERE client_id = 'RS';
 
 -- Nothing was rejected in all of this
 SELECT count(*) AS rejected_messages FROM state_msg.rejected_messages;

@@ -190,30 +190,126 @@ utf8_to_text(const char *value, size_t len, Datum *result)
 	return true;
 }
 
-/* The SQLSTATE and reason of a document the parser refused */
-static void
-parse_failure(const SmReport *report, int *sqlstate, char **reason)
+/* Is the UTF-16 text d (len bytes) badly formed: odd, or a lone surrogate? */
+static bool
+bad_utf16(const unsigned char *d, size_t len, bool big_endian)
 {
-	const char *detail = report->error_detail[0] ? report->error_detail : NULL;
+	if (len % 2 != 0)
+		return true;
+	for (size_t i = 0; i < len; i += 2)
+	{
+		unsigned int u = big_endian ? (d[i] << 8 | d[i + 1]) :
+		(d[i + 1] << 8 | d[i]);
+
+		if (u >= 0xDC00 && u <= 0xDFFF)
+			return true;
+		if (u >= 0xD800 && u <= 0xDBFF)
+		{
+			unsigned int low;
+
+			if (i + 3 >= len)
+				return true;
+			low = big_endian ? (d[i + 2] << 8 | d[i + 3]) :
+				(d[i + 3] << 8 | d[i + 2]);
+			if (low < 0xDC00 || low > 0xDFFF)
+				return true;
+			i += 2;
+		}
+	}
+	return false;
+}
+
+/*
+ * Is a document the parser refused not valid in the encoding it is read in,
+ * rather than bad XML?  UTF-16 when it starts with a byte order mark (FF FE,
+ * FE FF) or with "<" in UTF-16 (3C 00, 00 3C): an odd length or a lone
+ * surrogate.  Otherwise UTF-8, unless its declaration names an encoding
+ * other than UTF-8 or UTF-16 (then libxml2's verdict stands): a byte
+ * sequence that is not UTF-8.  Text handed over as text is always valid.
+ */
+static bool
+bad_encoding(const unsigned char *d, size_t len)
+{
+	const char *end_decl;
+
+	if (len >= 2 && ((d[0] == 0xFF && d[1] == 0xFE) ||
+					 (d[0] == 0x3C && d[1] == 0x00)))
+		return bad_utf16(d, len, false);
+	if (len >= 2 && ((d[0] == 0xFE && d[1] == 0xFF) ||
+					 (d[0] == 0x00 && d[1] == 0x3C)))
+		return bad_utf16(d, len, true);
+	if (len >= 3 && d[0] == 0xEF && d[1] == 0xBB && d[2] == 0xBF)
+	{
+		d += 3;
+		len -= 3;
+	}
+	if (len >= 5 && memcmp(d, "<?xml", 5) == 0 &&
+		(end_decl = memchr(d, '>', Min(len, 1024))) != NULL)
+	{
+		char	   *decl = pnstrdup((const char *) d,
+									end_decl - (const char *) d);
+		char	   *enc = strstr(decl, "encoding");
+
+		if (enc != NULL)
+		{
+			enc += strcspn(enc, "\"'");
+			if (*enc != '\0' && pg_strncasecmp(enc + 1, "UTF-8", 5) != 0 &&
+				pg_strncasecmp(enc + 1, "UTF8", 4) != 0 &&
+				pg_strncasecmp(enc + 1, "UTF-16", 6) != 0)
+				return false;
+		}
+	}
+	for (size_t i = 0; i < len;)
+	{
+		int			l;
+
+		if (d[i] < 0x80)
+		{
+			i++;
+			continue;
+		}
+		l = pg_utf_mblen(d + i);
+		if ((size_t) l > len - i || !pg_utf8_islegal(d + i, l))
+			return true;
+		i += l;
+	}
+	return false;
+}
+
+/*
+ * The SQLSTATE and reason of a document the parser refused; data and len
+ * are what it read, text whether it was handed over as text
+ */
+static void
+parse_failure(const SmReport *report, const char *data, size_t len, bool text,
+			  int *sqlstate, char **reason)
+{
+	char	   *detail = report->error_detail[0] ?
+		pstrdup(report->error_detail) : NULL;
 	char	   *where = report->error_line > 0 ?
 		psprintf(" at line %d", report->error_line) : pstrdup("");
+	char	   *bytes;
 	const xmlError *last;
+
+	/* libxml2 quotes the bytes it could not decode: quote nothing */
+	if (detail != NULL && (bytes = strstr(detail, " Bytes: 0x")) != NULL)
+		*bytes = '\0';
 
 	switch (report->error)
 	{
 		case SM_REPORT_NOT_XML:
 
 			/*
-			 * libxml2 tells a bad encoding apart from bad XML by its error
-			 * code; both are "not XML" to the parser
+			 * A bad encoding is "not XML" to the parser: tell it apart by
+			 * libxml2's error code for an encoding it does not know, or by
+			 * checking the bytes
 			 */
 			last = xmlGetLastError();
-			if (last != NULL &&
-				(last->code == XML_ERR_INVALID_ENCODING ||
-				 last->code == XML_ERR_UNSUPPORTED_ENCODING ||
-				 last->code == XML_ERR_UNKNOWN_ENCODING ||
-				 last->code == XML_I18N_CONV_FAILED ||
-				 last->code == XML_I18N_NO_HANDLER))
+			if ((last != NULL &&
+				 (last->code == XML_ERR_UNSUPPORTED_ENCODING ||
+				  last->code == XML_ERR_UNKNOWN_ENCODING ||
+				  last->code == XML_I18N_NO_HANDLER)) ||
+				(!text && bad_encoding((const unsigned char *) data, len)))
 			{
 				*sqlstate = ERRCODE_CHARACTER_NOT_IN_REPERTOIRE;
 				*reason = psprintf("report is not in a valid encoding%s%s%s",
@@ -688,7 +784,8 @@ process_report(Datum document, bool as_text, ReportOutcome *out)
 	if (report.error != SM_REPORT_OK)
 	{
 		out->rejected = true;
-		parse_failure(&report, &out->sqlstate, &out->reason);
+		parse_failure(&report, data, len, as_text, &out->sqlstate,
+					  &out->reason);
 	}
 	else if (!convert_header(&report, &hdr))
 	{
