@@ -590,6 +590,20 @@ on_xml_error(void *ctx, xmlErrorPtr error)
 				error->message ? error->message : "not well-formed XML");
 }
 
+/* Whether the input starts with '<' in UCS-4 (libxml2's four patterns) */
+static bool
+is_ucs4(const unsigned char *d, size_t len)
+{
+	static const unsigned char patterns[4][4] = {
+		{0, 0, 0, '<'}, {'<', 0, 0, 0}, {0, 0, '<', 0}, {0, '<', 0, 0}
+	};
+
+	for (int i = 0; len >= 4 && i < 4; i++)
+		if (memcmp(d, patterns[i], 4) == 0)
+			return true;
+	return false;
+}
+
 /*
  * In detection mode, the encoding libxml2 gets told, or NULL to let it
  * follow the document's declaration; *skip is a byte order mark to pass
@@ -607,8 +621,8 @@ detect_encoding(const unsigned char *d, size_t len, size_t *skip)
 		*skip = 3;
 		return "UTF-8";
 	}
-	if (len >= 4 && ((d[0] == 0 && d[1] == 0) || (d[2] == 0 && d[3] == 0)))
-		return NULL;			/* UCS-4 patterns: libxml2 decides */
+	if (is_ucs4(d, len))
+		return NULL;			/* libxml2 decides */
 	if (len >= 2 && d[0] == 0xFF && d[1] == 0xFE)
 	{
 		*skip = 2;
@@ -666,8 +680,7 @@ has_nul(const unsigned char *d, size_t len, const char *encoding)
 				return true;
 		return false;
 	}
-	if (encoding == NULL && len >= 4 &&
-		((d[0] == 0 && d[1] == 0) || (d[2] == 0 && d[3] == 0)))
+	if (encoding == NULL && is_ucs4(d, len))
 	{
 		for (size_t i = 0; i + 3 < len; i += 4)
 			if (d[i] == 0 && d[i + 1] == 0 && d[i + 2] == 0 && d[i + 3] == 0)
@@ -710,12 +723,16 @@ sm_report_parse(const char *data, size_t len, const char *encoding,
 	if (encoding != NULL)
 	{
 		/* the caller's (or detected) encoding, whatever the declaration */
+		xmlCharEncodingHandlerPtr handler = xmlFindCharEncodingHandler(encoding);
+
 		options |= XML_PARSE_IGNORE_ENC;
-		if (xmlFindCharEncodingHandler(encoding) == NULL)
+		if (handler == NULL)
 		{
 			fail(&st, SM_REPORT_NOT_XML, "unsupported encoding %.64s", encoding);
 			return report->error;
 		}
+		/* frees a handler made for iconv (not the built-in ones) */
+		xmlCharEncCloseFunc(handler);
 	}
 	data += skip;
 	len -= skip;

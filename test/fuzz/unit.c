@@ -7,8 +7,10 @@
  *	  integer and DMTF conversions.  Run by test/fuzz/run.sh --unit;
  *	  prints one line per failed check and a summary, exits 1 on failure.
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libxml/parser.h>
@@ -486,8 +488,65 @@ test_dmtf(void)
 	DMTF_BAD("20230101000000.******+***", "UTC offset (+ or - and minutes) expected");
 }
 
+/*
+ * Every seed of the fuzz corpus gets the verdict its name says: doctype-*
+ * DOCTYPE, wrong-root* WRONG_ROOT, *client-id* without attributes
+ * NO_CLIENT_ID, truncated/undeclared/empty NOT_XML, the rest OK.
+ */
+static void
+test_corpus(const char *dir)
+{
+	DIR		   *d = opendir(dir);
+	struct dirent *e;
+	int			n = 0;
+
+	if (d == NULL)
+	{
+		printf("FAIL cannot open %s\n", dir);
+		failures++;
+		return;
+	}
+	while ((e = readdir(d)) != NULL)
+	{
+		char		path[4096];
+		FILE	   *f;
+		static char buf[1 << 16];
+		size_t		len;
+		const char *name = e->d_name;
+		SmReportError want = SM_REPORT_OK;
+
+		if (name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		f = fopen(path, "rb");
+		if (f == NULL)
+			continue;
+		len = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		if (strncmp(name, "doctype-", 8) == 0)
+			want = SM_REPORT_DOCTYPE;
+		else if (strncmp(name, "wrong-root", 10) == 0)
+			want = SM_REPORT_WRONG_ROOT;
+		else if (strstr(name, "client-id") && !strstr(name, "attributes"))
+			want = SM_REPORT_NO_CLIENT_ID;
+		else if (strstr(name, "truncated") || strstr(name, "undeclared") ||
+				 strncmp(name, "empty.", 6) == 0)
+			want = SM_REPORT_NOT_XML;
+		if (parse(buf, (long) len, NULL) != want)
+		{
+			printf("FAIL corpus %s: error %d (want %d) line %d: %s\n", name,
+				   rep.error, want, rep.error_line, rep.error_detail);
+			failures++;
+		}
+		checks++;
+		n++;
+	}
+	closedir(d);
+	CHECK(n >= 20);
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
 	xmlInitParser();
 	test_encodings();
@@ -497,6 +556,8 @@ main(void)
 	test_global_handler();
 	test_int();
 	test_dmtf();
+	if (argc > 1)
+		test_corpus(argv[1]);
 	arena_reset(&arena);
 	xmlCleanupParser();
 	printf("%d checks, %d failed\n", checks, failures);
