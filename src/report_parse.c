@@ -137,9 +137,10 @@ copy_detail(char *dst, size_t dst_size, const char *msg)
 		if (o + n >= dst_size)
 			break;
 		if (n == 1)
-			dst[o++] = (*s < 0x20 || *s == 0x7F) ? ' ' : (char) *s;
+			dst[o] = (*s < 0x20 || *s == 0x7F) ? ' ' : (char) *s;
 		else
-			memcpy(dst + o, s, n), o += n;
+			memcpy(dst + o, s, n);
+		o += n;
 		s += n;
 	}
 	while (o > 0 && dst[o - 1] == ' ')
@@ -667,8 +668,8 @@ detect_encoding(const unsigned char *d, size_t len, size_t *skip)
 
 /*
  * Whether the input holds a NUL character (in units of the encoding):
- * libxml2 2.9 takes a NUL byte for the end of the input and would accept
- * whatever follows it unseen.
+ * libxml2 2.9 takes a NUL byte after the root element for the end of the
+ * input and accepts whatever follows it unseen.
  */
 static bool
 has_nul(const unsigned char *d, size_t len, const char *encoding)
@@ -702,7 +703,12 @@ sm_report_parse(const char *data, size_t len, const char *encoding,
 	xmlSAXHandler sax;
 	xmlParserCtxtPtr ctxt;
 	size_t		skip = 0;
-	int			options = XML_PARSE_NONET;
+	/*
+	 * XML_PARSE_HUGE lifts libxml2's 10 MB cap on one CDATA section (a
+	 * StateDetails payload may be larger, up to the server's settings); the
+	 * caller bounds the document and SM_REPORT_MAX_DEPTH the nesting.
+	 */
+	int			options = XML_PARSE_NONET | XML_PARSE_HUGE;
 
 	memset(report, 0, sizeof(*report));
 	memset(&st, 0, sizeof(st));

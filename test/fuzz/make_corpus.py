@@ -114,6 +114,7 @@ def main():
           report([msg()]).replace("WKS-0042", "WKS-\xc4").encode("latin-1"))
     deep = "<a>" * 63 + "</a>" * 63
     write("deep-64.xml", report([msg()]).replace("</Report>", deep + "</Report>"))
+    write("deep-65.xml", report([msg()]).replace("</Report>", "<a>" + deep + "</a></Report>"))
     write("doctype-billion-laughs.xml",
           '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
           + "".join(' <!ENTITY lol%d "%s">\n' % (i, ("&lol%s;" % ("" if i == 1 else i - 1)) * 10)

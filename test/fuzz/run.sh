@@ -47,6 +47,20 @@ last=$(grep -E '^#[0-9]+' "$BUILD/fuzz.log" | tail -n 1 || true)
 echo "last status line: $last"
 grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$BUILD/fuzz.log" || true
 echo "corpus: $(ls "$BUILD/corpus" | wc -l) new inputs + $(ls "$HERE/corpus" | wc -l) seeds"
+
+# Source coverage of the parser by the final corpus (cov: above counts edges
+# of the parser and the harness; libxml2 itself is not instrumented)
+if command -v llvm-profdata >/dev/null && command -v llvm-cov >/dev/null; then
+	clang -g -O0 -fprofile-instr-generate -fcoverage-mapping -fsanitize=fuzzer \
+		$XML_CFLAGS -o "$BUILD/fuzz_cov" "$HERE/fuzz_report.c" "$SRC/report_parse.c" $XML_LIBS
+	LLVM_PROFILE_FILE="$BUILD/cov.profraw" "$BUILD/fuzz_cov" -runs=0 \
+		"$BUILD/corpus" "$HERE/corpus" >/dev/null 2>&1 || true
+	llvm-profdata merge -o "$BUILD/cov.profdata" "$BUILD/cov.profraw"
+	echo "source coverage of src/report_parse.c (regions, functions, lines, branches):"
+	llvm-cov report "$BUILD/fuzz_cov" -instr-profile="$BUILD/cov.profdata" \
+		"$SRC/report_parse.c" | grep -E '^TOTAL' |
+		awk '{ print "  regions " $4 ", functions " $7 ", lines " $10 ", branches " $13 }'
+fi
 crashes=$(ls "$BUILD" | grep -E '^(crash|leak|timeout|oom|slow-unit)-' || true)
 if [ -n "$crashes" ] || [ $status -ne 0 ]; then
 	echo "FINDINGS (exit $status):"

@@ -185,6 +185,19 @@ test_encodings(void)
 				"</NetBIOSName></Machine></Identification></ReportHeader></Report>",
 				-1, NULL) == SM_REPORT_OK);
 	CHECK_STR(rep.netbios_name, "\xC3\x84");
+	/* text: any declaration is ignored, the text is UTF-8 */
+	CHECK(parse("<?xml version='1.0' encoding='ISO-8859-1'?><Report><ReportHeader>"
+				"<Identification><Machine><ClientID>x</ClientID><NetBIOSName>\xC3\x84"
+				"</NetBIOSName></Machine></Identification></ReportHeader></Report>",
+				-1, "UTF-8") == SM_REPORT_OK);
+	CHECK_STR(rep.netbios_name, "\xC3\x84");
+	CHECK(parse("<?xml version='1.0' encoding='no-such-charset'?><Report><ReportHeader>"
+				"<Identification><Machine><ClientID>x</ClientID></Machine></Identification>"
+				"</ReportHeader></Report>", -1, "UTF-8") == SM_REPORT_OK);
+	CHECK(parse("<?xml version='1.0' encoding='no-such-charset'?><Report/>", -1, NULL)
+		  == SM_REPORT_NOT_XML);
+	CHECK(parse("<Report/>", -1, "no-such-charset") == SM_REPORT_NOT_XML);
+	CHECK_STR(rep.error_detail, "unsupported encoding no-such-charset");
 	/* invalid UTF-8 */
 	CHECK(parse("<Report><ReportHeader><Identification><Machine><ClientID>\xC3("
 				"</ClientID></Machine></Identification></ReportHeader></Report>",
@@ -282,6 +295,20 @@ test_variants(void)
 	CHECK(memcmp(rep.messages[0].details, "x&yzx&yz", 8) == 0);
 	CHECK(arena.peak < 3 * 400000);
 
+	/* one CDATA section beyond libxml2's 10 MB default cap */
+	{
+		size_t		n = 12 << 20;
+		char	   *huge = malloc(n + 1024);
+
+		o = (size_t) snprintf(huge, 1024, HEAD "<StateMessage><StateDetails><![CDATA[");
+		memset(huge + o, 'd', n);
+		o += n;
+		o += (size_t) snprintf(huge + o, 1024, "]]></StateDetails></StateMessage>" TAIL);
+		CHECK(parse(huge, (long) o, "UTF-8") == SM_REPORT_OK);
+		CHECK(rep.nmessages == 1 && rep.messages[0].details_len == n);
+		free(huge);
+	}
+
 	/* many messages: the array grows */
 	o = (size_t) snprintf(big, sizeof(big), HEAD);
 	for (int i = 0; i < 5000; i++)
@@ -292,6 +319,17 @@ test_variants(void)
 	CHECK(rep.nmessages == 5000);
 	CHECK_STR(rep.messages[4999].serial_number, "4999");
 	CHECK(rep.messages[4999].ordinal == 5000);
+
+	/* at most SM_REPORT_MAX_MESSAGES messages */
+	for (int extra = 0; extra <= 1; extra++)
+	{
+		o = (size_t) snprintf(big, sizeof(big), HEAD);
+		for (int i = 0; i < SM_REPORT_MAX_MESSAGES + extra; i++)
+			o += (size_t) snprintf(big + o, sizeof(big) - o, "<StateMessage/>");
+		o += (size_t) snprintf(big + o, sizeof(big) - o, TAIL);
+		CHECK(parse(big, (long) o, NULL) == (extra ? SM_REPORT_TOO_LARGE : SM_REPORT_OK));
+	}
+	CHECK_STR(rep.error_detail, "more than 100000 messages");
 }
 
 /* Documents rejected whole, each for its reason */
@@ -490,7 +528,7 @@ test_dmtf(void)
 
 /*
  * Every seed of the fuzz corpus gets the verdict its name says: doctype-*
- * DOCTYPE, wrong-root* WRONG_ROOT, *client-id* without attributes
+ * DOCTYPE, deep-65 TOO_LARGE, wrong-root* WRONG_ROOT, *client-id* without attributes
  * NO_CLIENT_ID, truncated/undeclared/empty NOT_XML, the rest OK.
  */
 static void
@@ -525,6 +563,8 @@ test_corpus(const char *dir)
 		fclose(f);
 		if (strncmp(name, "doctype-", 8) == 0)
 			want = SM_REPORT_DOCTYPE;
+		else if (strncmp(name, "deep-65", 7) == 0)
+			want = SM_REPORT_TOO_LARGE;
 		else if (strncmp(name, "wrong-root", 10) == 0)
 			want = SM_REPORT_WRONG_ROOT;
 		else if (strstr(name, "client-id") && !strstr(name, "attributes"))
