@@ -350,10 +350,12 @@ parse_failure(const SmReport *report, const char *data, size_t len, bool text,
 }
 
 /*
- * Parse a document under PostgreSQL's libxml2 error handling.  Nothing is
- * thrown through libxml2's frames but an error of the server (a cancel, an
- * error in the error handler); it is caught, libxml2's handlers restored,
- * and thrown again.
+ * Parse a document under PostgreSQL's libxml2 error handling (which also
+ * stops every external entity load).  Nothing is thrown through libxml2's
+ * frames but an error of the server (in PostgreSQL's handler of errors
+ * libxml2 raises outside the parser, e.g. a failed encoding conversion);
+ * it is caught, the parser's libxml2 context freed, libxml2's handlers
+ * restored, and thrown again.
  */
 static void
 parse_report(const char *data, size_t len, const char *encoding,
@@ -369,12 +371,17 @@ parse_report(const char *data, size_t len, const char *encoding,
 	}
 	PG_CATCH();
 	{
+		sm_report_parse_abort(report);
 		pg_xml_done(xmlerrcxt, true);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
-	/* libxml2's messages were collected; the parser reported what counts */
+	/*
+	 * The parser's own libxml2 errors go to its handler and into *report;
+	 * PostgreSQL's handler may have collected others (an encoding
+	 * conversion's), which add nothing to the parser's verdict
+	 */
 	pg_xml_done(xmlerrcxt, pg_xml_error_occurred(xmlerrcxt));
 }
 
