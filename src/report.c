@@ -53,6 +53,7 @@ typedef struct ReportOutcome
 	bool		rejected;		/* rejected whole: nothing was applied */
 	int			sqlstate;		/* if so, why */
 	char	   *reason;
+	bool		over_size_limit;	/* rejected for max_report_size */
 	char	   *client_id;		/* the header's ClientID as given, in the
 								 * database encoding, or NULL */
 	int64		messages;		/* StateMessage elements */
@@ -724,6 +725,7 @@ process_report(Datum document, bool as_text, ReportOutcome *out)
 	if (size > (Size) sm_max_report_size)
 	{
 		out->rejected = true;
+		out->over_size_limit = true;
 		out->sqlstate = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
 		out->reason = psprintf("report is %zu bytes, more than state_msg.max_report_size (%d bytes)",
 							   size, sm_max_report_size);
@@ -816,7 +818,7 @@ report_error(const ReportOutcome *out)
 	ereport(ERROR,
 			(errcode(out->sqlstate),
 			 errmsg("invalid state message report: %s", out->reason),
-			 out->sqlstate == ERRCODE_PROGRAM_LIMIT_EXCEEDED ?
+			 out->over_size_limit ?
 			 errhint("A superuser may raise state_msg.max_report_size.") :
 			 errhint("Set state_msg.on_bad_message to \"quarantine\" to keep rejected reports in state_msg.rejected_reports.")));
 }
