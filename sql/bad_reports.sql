@@ -117,6 +117,9 @@ SELECT sqlstate, client_id, received_as, reason FROM state_msg.rejected_reports 
 SELECT count(*) AS kept_as_received
 FROM state_msg.rejected_reports j JOIN bad_encoding b ON j.report = b.doc;
 DELETE FROM state_msg.rejected_reports;
+-- beyond a structural limit of the parser: elements nested deeper than 64
+SELECT pg_temp.try_text(pg_temp.report('<ClientID>DEEP</ClientID>',
+	repeat('<a>', 65) || repeat('</a>', 65)));
 -- a document declaring UTF-16 that is in fact UTF-8 is read as UTF-8
 SELECT pg_temp.try_bytea(convert_to('<?xml version="1.0" encoding="UTF-16"?>'
 	|| pg_temp.report('<ClientID>UTF8-AS-16</ClientID>', pg_temp.msg('1', 'u', '1')), 'UTF8'));
