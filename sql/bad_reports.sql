@@ -186,6 +186,14 @@ ORDER BY 1;
 -- the serials of the bad messages are missing: they were never applied
 SELECT client_id, first_serial, last_serial FROM state_msg.missing_ranges WHERE client_id = 'MIX';
 
+-- A header Priority that is not a number makes every message of the
+-- report bad
+SELECT * FROM state_msg.ingest_report(replace(pg_temp.report('<ClientID>PRIO</ClientID>',
+	pg_temp.msg('1', 'p1', '1') || pg_temp.msg('2', 'p2', '1')),
+	'<Priority>5</Priority>', '<Priority>high</Priority>'));
+SELECT row_number, client_id, topic_id, sqlstate, reason FROM state_msg.rejected_messages
+WHERE client_id = 'PRIO' ORDER BY rejected_id;
+
 -- Under error the call fails naming the message, and nothing is applied
 SELECT pg_temp.try_text(pg_temp.report('<ClientID>MIX-E</ClientID>',
 	pg_temp.msg('1', 'ok-1', '1') || pg_temp.msg('x2', 'bad-serial', '1')));

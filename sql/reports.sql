@@ -290,6 +290,16 @@ SELECT * FROM state_msg.ingest_report(
 	|| '</ReportBody></Report>', 'UTF8'));
 SELECT sqlstate, client_id, received_as, reason FROM state_msg.rejected_reports;
 SELECT count(*) AS clients FROM state_msg.clients;
+-- in the NetBIOSName, every message of the report
+SELECT * FROM state_msg.ingest_report(
+	convert_to('<Report><ReportHeader><Identification><Machine><ClientID>WKS-N</ClientID>'
+	|| '<NetBIOSName>WKS-', 'UTF8') || '\xe29c93'::bytea
+	|| convert_to('</NetBIOSName></Machine></Identification></ReportHeader><ReportBody>'
+	|| '<StateMessage MessageTime="20261110181502.120000+000" SerialNumber="1">'
+	|| '<Topic ID="u" Type="500" IDType="3"/><State ID="3"/></StateMessage>'
+	|| '</ReportBody></Report>', 'UTF8'));
+SELECT row_number, client_id, sqlstate, reason FROM state_msg.rejected_messages
+WHERE client_id = 'WKS-N';
 
 -- In a SQL_ASCII database text holds bytes as they are: UTF-8 passes
 -- through, anything else is a bad encoding (22021)

@@ -70,8 +70,10 @@ typedef struct ReportHeader
 	bool		has_client_version;
 	Datum		priority;
 	bool		has_priority;
-	char	   *priority_error; /* why Priority does not convert, or NULL */
-	int			priority_sqlstate;
+	char	   *header_error; /* why a header value (Priority, NetBIOSName,
+								 * ClientVersion) does not convert, or NULL:
+								 * every message then fails with it */
+	int			header_sqlstate;
 } ReportHeader;
 
 /* Statements kept across calls for the life of the backend */
@@ -401,26 +403,34 @@ convert_header(const SmReport *report, ReportHeader *hdr)
 	if (hdr->has_netbios_name &&
 		!utf8_to_text(report->netbios_name, strlen(report->netbios_name),
 					  &hdr->netbios_name))
+	{
 		hdr->has_netbios_name = false;
+		hdr->header_sqlstate = ERRCODE_UNTRANSLATABLE_CHARACTER;
+		hdr->header_error = pstrdup("NetBIOSName of the report header has a character with no equivalent in the database encoding");
+	}
 	hdr->has_client_version = (report->client_version != NULL);
 	if (hdr->has_client_version &&
 		!utf8_to_text(report->client_version, strlen(report->client_version),
 					  &hdr->client_version))
+	{
 		hdr->has_client_version = false;
+		hdr->header_sqlstate = ERRCODE_UNTRANSLATABLE_CHARACTER;
+		hdr->header_error = pstrdup("ClientVersion of the report header has a character with no equivalent in the database encoding");
+	}
 
-	if (report->priority != NULL)
+	if (report->priority != NULL && hdr->header_error == NULL)
 	{
 		if (!sm_report_parse_int(report->priority, PG_INT64_MIN, PG_INT64_MAX,
 								 &priority, why, sizeof(why)))
 		{
-			hdr->priority_sqlstate = ERRCODE_INVALID_TEXT_REPRESENTATION;
-			hdr->priority_error = psprintf("Priority of the report header: %s",
+			hdr->header_sqlstate = ERRCODE_INVALID_TEXT_REPRESENTATION;
+			hdr->header_error = psprintf("Priority of the report header: %s",
 										   why);
 		}
 		else if (priority < PG_INT32_MIN || priority > PG_INT32_MAX)
 		{
-			hdr->priority_sqlstate = ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE;
-			hdr->priority_error = pstrdup("Priority of the report header is out of range for integer");
+			hdr->header_sqlstate = ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE;
+			hdr->header_error = pstrdup("Priority of the report header is out of range for integer");
 		}
 		else
 		{
@@ -647,9 +657,9 @@ convert_message(const SmRawMessage *raw, const ReportHeader *hdr,
 	}
 
 	/* What the header says of the client, on every message */
-	if (hdr->priority_error != NULL)
-		convert_fail(&failure, ordinal, hdr->priority_sqlstate,
-					 hdr->priority_error);
+	if (hdr->header_error != NULL)
+		convert_fail(&failure, ordinal, hdr->header_sqlstate,
+					 hdr->header_error);
 	values[INBOX_PRIORITY] = hdr->priority;
 	isnull[INBOX_PRIORITY] = !hdr->has_priority;
 	values[INBOX_NETBIOS_NAME] = hdr->netbios_name;
