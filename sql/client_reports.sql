@@ -78,6 +78,10 @@ SELECT state_msg.ingest('C2', 5, 500, 'u1', 3, '2026-11-10 10:00+00');
 RESET state_msg.clock_offset;
 -- a message, even a duplicate, is news from the client
 SELECT state_msg.ingest('C3', 1, 800, 'deploy', 400, '2026-11-10 10:00+00');
+-- a rejected one is not: it never reaches the client's row
+SET client_min_messages = error;
+SELECT state_msg.ingest('C1', 11, 500, 'u1', -1, '2026-11-10 10:00+00');
+RESET client_min_messages;
 
 CREATE TEMP VIEW silent AS
 SELECT client_id,
