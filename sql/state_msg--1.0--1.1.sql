@@ -726,6 +726,8 @@ GRANT EXECUTE ON FUNCTION state_msg.claim_resync_requests(integer),
 	state_msg.pending_resync(text)
 	TO state_msg_writer, state_msg_operator;
 GRANT EXECUTE ON FUNCTION state_msg.pending_resync(text) TO state_msg_reader;
+
+-- ---------------------------------------------------------------------
 -- State names catalog and per-client reports (issue 7, task "names")
 -- ---------------------------------------------------------------------
 
