@@ -215,6 +215,21 @@ SELECT 'B1', 3, 500, 'big', 2, '2026-11-10 14:03+00', state_details
 FROM state_msg.client_state WHERE client_id = 'B1' AND topic_id = 'big';
 SELECT state_id, md5(state_details) = (SELECT md5(d) FROM big WHERE k = 1) AS same
 FROM state_msg.client_state WHERE client_id = 'B1' AND topic_id = 'big';
+-- the README's relay recipe: rows moved from a table by DELETE ... RETURNING
+-- (TOAST pointers of rows the statement itself deleted)
+CREATE TEMP TABLE relay (client_id text, serial_number bigint, topic_type int,
+	topic_id text, state_id int, message_time timestamptz, state_details text);
+ALTER TABLE relay ALTER COLUMN state_details SET STORAGE EXTERNAL;
+INSERT INTO relay SELECT 'B4', k, 500, 'r' || k, 1, '2026-11-10 14:04+00', d
+FROM big WHERE k IN (4, 5);
+WITH m AS (DELETE FROM relay RETURNING *)
+INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id,
+	state_id, message_time, state_details)
+SELECT * FROM m;
+SELECT s.topic_id, md5(s.state_details) = md5(b.d) AS same
+FROM state_msg.client_state s JOIN big b ON b.k = s.serial_number
+WHERE s.client_id = 'B4' ORDER BY 1;
+SELECT count(*) AS relay_left FROM relay;
 -- a batch of many: 10 clients x 2 topics (20 MB, TOAST pointers into big):
 -- with chunks limited to 1 MB, each client is a chunk of its own (the log
 -- line of each chunk shows it), as the pointers count at their values' size
