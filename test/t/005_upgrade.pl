@@ -182,7 +182,7 @@ foreach my $release (@releases)
 		  $node->psql($db, "ALTER EXTENSION state_msg UPDATE");
 		isnt($rc, 0, "$release: a function depending on ingest() stops the update");
 		like($stderr,
-			qr/cannot update state_msg.ingest\(\) while other objects depend on it\n.*DETAIL:  .*function relay_one\(\)/,
+			qr/cannot update state_msg.ingest\(\) while other objects depend on it\n.*DETAIL:  .*function public\.relay_one\(\)/,
 			"$release: naming it");
 		$node->safe_psql($db, "DROP FUNCTION public.relay_one()");
 		($rc, $stdout, $stderr) =
