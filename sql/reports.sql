@@ -76,6 +76,11 @@ SELECT * FROM state_msg.ingest_report(pg_temp.report(
 </UserParameters></StateMessage>'));
 SELECT * FROM pg_temp.states;
 SELECT client_id, next_serial_number, messages_processed FROM state_msg.clients;
+-- and everything else it carries: user and SID (empty here), the report's
+-- priority, and the client's NetBIOS name and version
+SELECT user_name, user_sid, state_details_type, state_details, priority
+FROM state_msg.client_state;
+SELECT client_id, netbios_name, client_version FROM state_msg.clients;
 
 -- Several messages of one client: one batch, a verdict each (42 in order,
 -- 45 leaves a gap, 44 fills it late, 42 again is a duplicate)
@@ -148,6 +153,8 @@ SELECT topic_id, user_params, cardinality(user_params) FROM pg_temp.states WHERE
 SELECT * FROM state_msg.ingest_report(pg_temp.report('<ClientID>DETAILS</ClientID>',
 	pg_temp.msg(1, 'd1', 1, extra => '<StateDetails Type="1"><![CDATA[<Details><Item Name="a&b">&amp;</Item></Details>]]></StateDetails>')
 	|| pg_temp.msg(2, 'd2', 1, extra => '<StateDetails Type="2">x <![CDATA[<y/>]]> &lt;z&gt;</StateDetails>')));
+SELECT topic_id, state_details_type, state_details FROM state_msg.client_state
+WHERE client_id = 'DETAILS' ORDER BY topic_id;
 
 -- DMTF times: offsets in minutes (+000, -300, +060, +330) and 0 to 6
 -- fractional digits; the times are UTC
@@ -167,6 +174,11 @@ SELECT * FROM state_msg.ingest_report(pg_temp.report('<ClientID>PRIO</ClientID>'
 	pg_temp.msg(1, 'q', 1), '<Priority>10</Priority>'));
 SELECT * FROM state_msg.ingest_report(pg_temp.report('<ClientID>PRIO</ClientID>',
 	pg_temp.msg(2, 'q', 2), ''));
+SELECT topic_id, state_id, priority FROM state_msg.client_state WHERE client_id = 'PRIO';
+SELECT * FROM state_msg.ingest_report(pg_temp.report('<ClientID>PRIO</ClientID>',
+	pg_temp.msg(3, 'q2', 2), '<Priority>10</Priority>'));
+SELECT topic_id, state_id, priority FROM state_msg.client_state WHERE client_id = 'PRIO'
+ORDER BY topic_id;
 
 -- Unknown elements and attributes are ignored, wherever they are;
 -- namespaces (a default one on Report, prefixed ones on unknown
@@ -207,6 +219,8 @@ SELECT * FROM state_msg.ingest_report(
 </Report>
 ');
 SELECT * FROM pg_temp.states WHERE client_id LIKE 'GUID:9F8E%';
+SELECT user_name, user_sid, priority FROM state_msg.client_state WHERE client_id LIKE 'GUID:9F8E%';
+SELECT netbios_name, client_version FROM state_msg.clients WHERE client_id LIKE 'GUID:9F8E%';
 
 -- A report with no StateMessage: nothing to do
 SELECT * FROM state_msg.ingest_report(pg_temp.report('<ClientID>EMPTY</ClientID>', ''));
