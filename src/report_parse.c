@@ -802,6 +802,18 @@ sm_report_parse(const char *data, size_t len, const char *encoding,
 			fail(&st, SM_REPORT_NOT_XML, "%s", msg);
 			report->error_line = st.xml_failed ? st.xml_line : last ? last->line : 0;
 		}
+		else if (ctxt->input && ctxt->input->buf && ctxt->input->buf->raw &&
+				 xmlBufUse(ctxt->input->buf->raw) > 0)
+		{
+			/*
+			 * Bytes left undecoded: an incomplete character at the end (an
+			 * odd byte or a lone high surrogate in UTF-16, a cut UTF-8
+			 * sequence), which libxml2 2.9 silently drops.
+			 */
+			fail(&st, SM_REPORT_NOT_XML,
+				 "incomplete character at the end of the document (%zu bytes)",
+				 xmlBufUse(ctxt->input->buf->raw));
+		}
 		else if (!st.seen_root)
 			fail(&st, SM_REPORT_NOT_XML, "no root element");
 		else if (report->client_id == NULL)
