@@ -136,6 +136,17 @@ def main():
     write("empty-client-id.xml", report([msg()], cid="  "))
     write("undeclared-entity.xml", report([msg(topic="&nope;")]))
     write("empty.xml", "")
+    # libxml2 2.9 ends the input at a NUL byte after the root element
+    write("nul-trailing-junk.xml", example.encode() + b"\x00<junk/>")
+    # reproduces the first bug found (by unit.c's allocator loop): the last
+    # byte 0xFC makes the harness cap the text parse at 4032 bytes, which
+    # runs out at MessageTime; reading SerialNumber then read the input
+    # buffer that stopping the parser had freed
+    write("oom-attributes-trailing-junk.xml",
+          ('<Report><ReportHeader><Identification><Machine><ClientID>c</ClientID>'
+           '</Machine></Identification></ReportHeader><ReportBody><StateMessage '
+           'MessageTime="%s" SerialNumber="1"/></ReportBody></Report>'
+           % ("2" * 1200)).encode() + b"\xfc")
 
 
 if __name__ == "__main__":

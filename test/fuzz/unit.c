@@ -551,7 +551,7 @@ test_dmtf(void)
 /*
  * Every seed of the fuzz corpus gets the verdict its name says: doctype-*
  * DOCTYPE, deep-65 TOO_LARGE, wrong-root* WRONG_ROOT, *client-id* without attributes
- * NO_CLIENT_ID, truncated/undeclared/empty NOT_XML, the rest OK.
+ * NO_CLIENT_ID, truncated/undeclared/junk/empty NOT_XML, the rest OK.
  */
 static void
 test_corpus(const char *dir)
@@ -592,6 +592,7 @@ test_corpus(const char *dir)
 		else if (strstr(name, "client-id") && !strstr(name, "attributes"))
 			want = SM_REPORT_NO_CLIENT_ID;
 		else if (strstr(name, "truncated") || strstr(name, "undeclared") ||
+				 strstr(name, "junk") ||
 				 strncmp(name, "empty.", 6) == 0)
 			want = SM_REPORT_NOT_XML;
 		if (parse(buf, (long) len, NULL) != want)
