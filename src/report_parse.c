@@ -16,9 +16,16 @@
  * - elements nest at most SM_REPORT_MAX_DEPTH deep and a report holds at
  *   most SM_REPORT_MAX_MESSAGES messages; sizes of values are bounded by the
  *   document, whose size the caller limits;
+ * - what libxml2 2.9 lets through is checked here: a NUL character (it
+ *   ends the input for libxml2), bytes left undecoded at the end;
  * - libxml2's errors go to a structured handler in the parser context's
  *   own SAX handler (libxml2 prefers it to the global one that the server's
  *   pg_xml_init() installs), which keeps the first fatal error.
+ *
+ * Encodings: the caller's encoding is forced (the declaration ignored);
+ * without one, byte order marks and UTF-16 without them are detected here,
+ * and a UTF-8 document declaring UTF-16 is read as UTF-8, as real uploads
+ * need; other declarations are libxml2's to follow.
  *
  *-------------------------------------------------------------------------
  */
@@ -801,6 +808,18 @@ sm_report_parse(const char *data, size_t len, const char *encoding,
 
 			fail(&st, SM_REPORT_NOT_XML, "%s", msg);
 			report->error_line = st.xml_failed ? st.xml_line : last ? last->line : 0;
+		}
+		else if (ctxt->input && ctxt->input->buf && ctxt->input->buf->raw &&
+				 xmlBufUse(ctxt->input->buf->raw) > 0)
+		{
+			/*
+			 * Bytes left undecoded: an incomplete character at the end (an
+			 * odd byte or a lone high surrogate in UTF-16, a cut UTF-8
+			 * sequence), which libxml2 2.9 silently drops.
+			 */
+			fail(&st, SM_REPORT_NOT_XML,
+				 "incomplete character at the end of the document (%zu bytes)",
+				 xmlBufUse(ctxt->input->buf->raw));
 		}
 		else if (!st.seen_root)
 			fail(&st, SM_REPORT_NOT_XML, "no root element");

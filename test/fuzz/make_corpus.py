@@ -63,6 +63,10 @@ def main():
         write("utf16%s-nobom.xml" % tag, body)
         write("utf16%s-nobom-nodecl.xml" % tag, example.encode(enc))
         write("utf16%s-truncated.xml" % tag, (bom + body)[:301])
+        # incomplete characters after the root: libxml2 2.9 alone drops them
+        write("utf16%s-truncated-odd-byte.xml" % tag, bom + body + b"\n")
+        write("utf16%s-truncated-surrogate.xml" % tag, bom + body + "\n".encode(enc)
+              + ("\ud800".encode(enc, "surrogatepass")))
     write("cdata-details.xml", report([msg(extra=
         '<StateDetails Type="2"><![CDATA[<Detail><Error Code="0x80070005">'
         'Access &amp; denied</Error></Detail>]]></StateDetails>' + PARAMS1)]))
@@ -126,11 +130,23 @@ def main():
     write("doctype-system.xml", '<!DOCTYPE Report SYSTEM "http://127.0.0.1:1/r.dtd">'
           + report([msg()]))
     write("truncated.xml", example[:len(example) // 2])
+    write("utf8-truncated-sequence.xml", example.encode() + b"\xe2\x82")
     write("wrong-root.xml", example.replace("<Report>", "<Rapport>").replace("</Report>", "</Rapport>"))
     write("no-client-id.xml", report([msg()]).replace("<ClientID>GUID:6B0C9A51-3D1E-4F7A-9C21-0A1B2C3D4E5F</ClientID>", ""))
     write("empty-client-id.xml", report([msg()], cid="  "))
     write("undeclared-entity.xml", report([msg(topic="&nope;")]))
     write("empty.xml", "")
+    # libxml2 2.9 ends the input at a NUL byte after the root element
+    write("nul-trailing-junk.xml", example.encode() + b"\x00<junk/>")
+    # reproduces the first bug found (by unit.c's allocator loop): the last
+    # byte 0xFC makes the harness cap the text parse at 4032 bytes, which
+    # runs out at MessageTime; reading SerialNumber then read the input
+    # buffer that stopping the parser had freed
+    write("oom-attributes-trailing-junk.xml",
+          ('<Report><ReportHeader><Identification><Machine><ClientID>c</ClientID>'
+           '</Machine></Identification></ReportHeader><ReportBody><StateMessage '
+           'MessageTime="%s" SerialNumber="1"/></ReportBody></Report>'
+           % ("2" * 1200)).encode() + b"\xfc")
 
 
 if __name__ == "__main__":

@@ -176,6 +176,28 @@ test_encodings(void)
 				parse(buf, (long) n, NULL);
 				check_example(label);
 			}
+	/* an incomplete character at the end: not dropped silently */
+	n = to_utf16(no_decl, buf, 0, 1);
+	CHECK(parse(buf, (long) n + 1, NULL) == SM_REPORT_NOT_XML);	/* odd byte */
+	memcpy(buf + n, "\x00\xD8", 2);	/* lone high surrogate */
+	CHECK(parse(buf, (long) n + 2, NULL) == SM_REPORT_NOT_XML);
+	CHECK_STR(rep.error_detail, "incomplete character at the end of the document (2 bytes)");
+	memcpy(buf + n, "\x0A\x00", 2);
+	CHECK(parse(buf, (long) n + 2, NULL) == SM_REPORT_OK);
+	n = to_utf16(no_decl, buf, 1, 0);
+	memcpy(buf + n, "\xD8\x00", 2);
+	CHECK(parse(buf, (long) n + 2, NULL) == SM_REPORT_NOT_XML);
+	/* a lone surrogate inside */
+	n = to_utf16("<Report><ReportHeader><Identification><Machine><ClientID>a_b</ClientID>"
+				 "</Machine></Identification></ReportHeader></Report>", buf, 0, 1);
+	memcpy(memchr(buf, '_', n), "\x00\xDC", 2);
+	CHECK(parse(buf, (long) n, NULL) == SM_REPORT_NOT_XML);
+	snprintf(buf, sizeof(buf), "%s\xC3", no_decl);
+	CHECK(parse(buf, -1, NULL) == SM_REPORT_NOT_XML);
+	CHECK(parse(buf, -1, "UTF-8") == SM_REPORT_NOT_XML);
+	snprintf(buf, sizeof(buf), "%s\xE2\x82", no_decl);
+	CHECK(parse(buf, -1, "UTF-8") == SM_REPORT_NOT_XML);
+
 	/* UTF-16 bytes handed over as UTF-8 text: not XML (NUL) */
 	n = to_utf16(example, buf, 0, 1);
 	CHECK(parse(buf, (long) n, "UTF-8") == SM_REPORT_NOT_XML);
@@ -529,7 +551,7 @@ test_dmtf(void)
 /*
  * Every seed of the fuzz corpus gets the verdict its name says: doctype-*
  * DOCTYPE, deep-65 TOO_LARGE, wrong-root* WRONG_ROOT, *client-id* without attributes
- * NO_CLIENT_ID, truncated/undeclared/empty NOT_XML, the rest OK.
+ * NO_CLIENT_ID, truncated/undeclared/junk/empty NOT_XML, the rest OK.
  */
 static void
 test_corpus(const char *dir)
@@ -570,6 +592,7 @@ test_corpus(const char *dir)
 		else if (strstr(name, "client-id") && !strstr(name, "attributes"))
 			want = SM_REPORT_NO_CLIENT_ID;
 		else if (strstr(name, "truncated") || strstr(name, "undeclared") ||
+				 strstr(name, "junk") ||
 				 strncmp(name, "empty.", 6) == 0)
 			want = SM_REPORT_NOT_XML;
 		if (parse(buf, (long) len, NULL) != want)
