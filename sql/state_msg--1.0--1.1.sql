@@ -685,3 +685,101 @@ GRANT EXECUTE ON FUNCTION state_msg.run_resync_check(timestamptz),
 	state_msg.forget_clients(text[]),
 	state_msg.engine_now()
 	TO state_msg_operator;
+
+-- ---------------------------------------------------------------------
+-- Live summaries (issue 7, section 3; engineer summaries): count deltas
+-- ---------------------------------------------------------------------
+
+/*
+ * state_counts holds, per (topic type, topic id, state id), deltas of the
+ * number of clients whose current state it is: every batch inserts, in its
+ * own transaction, the net change its client_state writes made (+1 for a
+ * new current state, -1 for the state it replaced), and never updates a
+ * row, so concurrent batches never wait for one another here.  The sum of
+ * a key's rows is its exact count in every snapshot.  Compaction
+ * (compact_state_counts()) folds the rows into one per key.  No index:
+ * compaction keeps the table at about one row per key, read whole.
+ */
+CREATE TABLE state_msg.state_counts (
+	topic_type integer NOT NULL,
+	topic_id text COLLATE "C" NOT NULL,
+	state_id integer NOT NULL,
+	clients bigint NOT NULL
+) WITH (autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_threshold = 10000,
+		autovacuum_analyze_scale_factor = 0.0, autovacuum_analyze_threshold = 10000);
+COMMENT ON TABLE state_msg.state_counts IS
+	'Live summaries: per (topic_type, topic_id, state_id), deltas of the number of clients in that state; the sum of a key''s rows is exact in every snapshot (while state_counts_stale is empty)';
+COMMENT ON COLUMN state_msg.state_counts.topic_type IS 'The topic type';
+COMMENT ON COLUMN state_msg.state_counts.topic_id IS 'The topic id';
+COMMENT ON COLUMN state_msg.state_counts.state_id IS 'The state id';
+COMMENT ON COLUMN state_msg.state_counts.clients IS
+	'Change in the number of clients whose current state of the topic is state_id (+ new, - replaced or forgotten)';
+
+/*
+ * A row here says state_counts missed changes: a batch or a forget ran with
+ * state_msg.live_summaries off.  The summary views then count client_state
+ * directly until state_msg.rebuild_state_counts() rebuilds the counts.
+ */
+CREATE TABLE state_msg.state_counts_stale (
+	marked_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	marked_by name NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE state_msg.state_counts_stale IS
+	'Non-empty when state_counts missed changes made with state_msg.live_summaries off: the summary views then count client_state directly (exact, slow) until rebuild_state_counts()';
+COMMENT ON COLUMN state_msg.state_counts_stale.marked_at IS
+	'When the first change without counts was made (transaction start)';
+COMMENT ON COLUMN state_msg.state_counts_stale.marked_by IS
+	'Who made it';
+
+SELECT pg_catalog.pg_extension_config_dump('state_msg.state_counts', '');
+SELECT pg_catalog.pg_extension_config_dump('state_msg.state_counts_stale', '');
+
+-- The counts of what 1.0 stored (writers are held off meanwhile)
+LOCK TABLE state_msg.client_state IN SHARE MODE;
+INSERT INTO state_msg.state_counts (topic_type, topic_id, state_id, clients)
+SELECT s.topic_type, s.topic_id, s.state_id, pg_catalog.count(*)
+FROM state_msg.client_state s
+GROUP BY s.topic_type, s.topic_id, s.state_id;
+
+-- Fold the deltas into one row per key; NULL if another compaction runs
+CREATE FUNCTION state_msg.compact_state_counts()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'state_msg_compact_state_counts'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION state_msg.compact_state_counts() FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.compact_state_counts() IS
+	'Fold the rows of state_counts into one per key (keys summing to 0 go), in one statement, unless another compaction runs (then NULL, at once); returns the rows folded; READ COMMITTED only';
+
+-- Recount from client_state, holding writers off briefly
+CREATE FUNCTION state_msg.rebuild_state_counts()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'state_msg_rebuild_state_counts'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION state_msg.rebuild_state_counts() FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.rebuild_state_counts() IS
+	'Recount state_counts from client_state and clear state_counts_stale, holding writers of client_state off meanwhile; returns the number of keys; READ COMMITTED only';
+
+/*
+ * TRUNCATE of client_state (which fires no delete trigger) leaves no state
+ * to count: the counts go with it, and are exact again.
+ */
+CREATE FUNCTION state_msg.truncate_state_counts()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'state_msg_truncate_state_counts'
+LANGUAGE C SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION state_msg.truncate_state_counts() FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.truncate_state_counts() IS
+	'Trigger: TRUNCATE of client_state empties state_counts and state_counts_stale (internal)';
+CREATE TRIGGER truncate_state_counts
+	AFTER TRUNCATE ON state_msg.client_state
+	FOR EACH STATEMENT EXECUTE FUNCTION state_msg.truncate_state_counts();
+COMMENT ON TRIGGER truncate_state_counts ON state_msg.client_state IS
+	'TRUNCATE of client_state empties the live summaries'' counts';
+
+GRANT EXECUTE ON FUNCTION state_msg.compact_state_counts(),
+	state_msg.rebuild_state_counts()
+	TO state_msg_operator;
+GRANT SELECT ON state_msg.state_counts, state_msg.state_counts_stale TO state_msg_reader;

@@ -37,6 +37,7 @@ double		sm_keep_rejected_messages = 30 * 24 * 60;
 int			sm_on_bad_message = BAD_MESSAGE_QUARANTINE;
 int			sm_batch_chunk_size = 32768;
 int			sm_batch_chunk_memory = 64 * 1024;	/* kB */
+bool		sm_live_summaries = true;
 
 static const struct config_enum_entry bad_message_options[] = {
 	{"quarantine", BAD_MESSAGE_QUARANTINE, false},
@@ -113,6 +114,14 @@ _PG_init(void)
 							64 * 1024, 1024, 1024 * 1024,
 							PGC_USERSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("state_msg.live_summaries",
+							 "Keeps the counts behind state_msg.topic_state_summary and state_msg.update_compliance current with every batch.",
+							 "Off skips their cost; the views then count client_state directly until state_msg.rebuild_state_counts().",
+							 &sm_live_summaries,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("state_msg");
 }
