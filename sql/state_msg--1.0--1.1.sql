@@ -1252,6 +1252,29 @@ GRANT EXECUTE ON FUNCTION state_msg.compact_state_counts(),
 GRANT SELECT ON state_msg.state_counts, state_msg.state_counts_stale TO state_msg_reader;
 
 /*
+ * A count of client_state per key: what the counts must sum to, and what
+ * the views show while the counts are stale.  Not inlined (SET): the views
+ * call it behind a one-time test of the stale mark, so it runs only then
+ * (inlined, a parallel plan would start its workers even when it does not).
+ */
+CREATE FUNCTION state_msg.count_client_state(
+	OUT topic_type integer, OUT topic_id text, OUT state_id integer,
+	OUT clients bigint)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+ROWS 2000
+AS $$
+	SELECT s.topic_type, s.topic_id, s.state_id, pg_catalog.count(*)
+	FROM state_msg.client_state s
+	GROUP BY s.topic_type, s.topic_id, s.state_id
+$$;
+REVOKE ALL ON FUNCTION state_msg.count_client_state() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION state_msg.count_client_state() TO state_msg_reader;
+COMMENT ON FUNCTION state_msg.count_client_state() IS
+	'Clients per (topic_type, topic_id, state_id) of their current state, counted in client_state (reads it all)';
+
+/*
  * The current counts: the sum of each key's deltas, or, while the counts
  * are marked stale, a count of client_state itself (exact, but it reads the
  * whole table).  Both branches test the mark in the query's one snapshot,
@@ -1265,10 +1288,9 @@ WHERE NOT EXISTS (SELECT FROM state_msg.state_counts_stale)
 GROUP BY k.topic_type, k.topic_id, k.state_id
 HAVING pg_catalog.sum(k.clients) OPERATOR(pg_catalog.<>) 0
 UNION ALL
-SELECT s.topic_type, s.topic_id, s.state_id, pg_catalog.count(*)
-FROM state_msg.client_state s
-WHERE EXISTS (SELECT FROM state_msg.state_counts_stale)
-GROUP BY s.topic_type, s.topic_id, s.state_id;
+SELECT s.topic_type, s.topic_id, s.state_id, s.clients
+FROM state_msg.count_client_state() s
+WHERE EXISTS (SELECT FROM state_msg.state_counts_stale);
 COMMENT ON VIEW state_msg.current_state_counts IS
 	'Clients per (topic_type, topic_id, state_id) of their current state: the sum of state_counts, or while state_counts_stale is not empty a count of client_state';
 COMMENT ON COLUMN state_msg.current_state_counts.topic_type IS 'The topic type';
