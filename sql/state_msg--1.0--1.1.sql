@@ -1189,14 +1189,14 @@ COMMENT ON COLUMN state_msg.state_counts.clients IS
  */
 CREATE TABLE state_msg.state_counts_stale (
 	marked_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	marked_by name NOT NULL DEFAULT CURRENT_USER
+	marked_by name NOT NULL DEFAULT SESSION_USER
 );
 COMMENT ON TABLE state_msg.state_counts_stale IS
 	'Non-empty when state_counts missed changes made with state_msg.live_summaries off: the summary views then count client_state directly (exact, slow) until rebuild_state_counts()';
 COMMENT ON COLUMN state_msg.state_counts_stale.marked_at IS
 	'When the first change without counts was made (transaction start)';
 COMMENT ON COLUMN state_msg.state_counts_stale.marked_by IS
-	'Who made it';
+	'The session user who made it';
 
 SELECT pg_catalog.pg_extension_config_dump('state_msg.state_counts', '');
 SELECT pg_catalog.pg_extension_config_dump('state_msg.state_counts_stale', '');

@@ -4,9 +4,9 @@
 -- rolled-back batch leaves no trace, and the counts stay exact across
 -- compaction, live_summaries off (stale: counted from client_state) and
 -- the rebuild; and after random batches they equal a GROUP BY of client_state.
+SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS state_msg;
 CREATE EXTENSION state_msg;
-SET client_min_messages = warning;
 
 -- Rows where the summary and a count of client_state differ (none if exact)
 CREATE FUNCTION pg_temp.differences() RETURNS bigint LANGUAGE sql AS $$
