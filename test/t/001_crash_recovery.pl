@@ -186,7 +186,7 @@ is( $node->safe_psql(
 			SELECT bt_index_check(i.indexrelid, true)
 			FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
 			WHERE c.relnamespace = 'state_msg'::regnamespace) x}),
-	'7',
+	'9',
 	'amcheck: every state_msg index is consistent with its table');
 
 # Ingestion after recovery
