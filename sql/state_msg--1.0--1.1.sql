@@ -1317,6 +1317,24 @@ COMMENT ON COLUMN state_msg.topic_state_summary.clients IS
 	'Clients whose current state of the topic is this one';
 
 /*
+ * The number of clients the site knows (rows of clients), for
+ * update_compliance: a plain scan (or an index-only one), without parallel
+ * workers, whose start-up costs more than the count of 150,000 rows on a
+ * busy server.  Not inlined (SET).
+ */
+CREATE FUNCTION state_msg.known_clients()
+RETURNS bigint
+LANGUAGE sql STABLE
+SET max_parallel_workers_per_gather = 0
+AS $$
+	SELECT pg_catalog.count(*) FROM state_msg.clients
+$$;
+REVOKE ALL ON FUNCTION state_msg.known_clients() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION state_msg.known_clients() TO state_msg_reader;
+COMMENT ON FUNCTION state_msg.known_clients() IS
+	'The number of clients the site knows (rows of clients), counted without parallel workers; update_compliance''s all clients';
+
+/*
  * Per update (a topic id of topic type 500), ConfigMgr's compliance
  * figures: every clients row counts, so a client the site knows without a
  * 500 state for the update is unknown, as is state 0 (and any other state
@@ -1325,7 +1343,7 @@ COMMENT ON COLUMN state_msg.topic_state_summary.clients IS
  */
 CREATE VIEW state_msg.update_compliance AS
 WITH total AS (
-	SELECT pg_catalog.count(*) AS clients FROM state_msg.clients
+	SELECT state_msg.known_clients() AS clients
 ),
 updates AS (
 	SELECT k.topic_id,
