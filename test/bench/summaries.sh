@@ -125,24 +125,26 @@ sum_check "after the load"
 
 # Median server-side time (ms) of a query, SUM_REPEAT runs in one session
 sum_time_query() {
-	local sql=$1 script i
+	local sql=$1 repeat=${2:-$SUM_REPEAT} script i
 	script="$sql \\g /dev/null"$'\n'"\\timing on"
-	for ((i = 0; i < SUM_REPEAT; i++)); do
+	for ((i = 0; i < repeat; i++)); do
 		script+=$'\n'"$sql \\g /dev/null"
 	done
 	printf '%s\n' "$script" | psql -At -f - | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' |
-		tail -n "$SUM_REPEAT" | sort -n |
+		tail -n "$repeat" | sort -n |
 		awk '{ t[NR] = $1 } END { printf "%.1f", NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2 }'
 }
 SUMMARY_Q="SELECT * FROM state_msg.topic_state_summary"
 COMPLIANCE_Q="SELECT * FROM state_msg.update_compliance"
+# sum_views LABEL [RUNS]: time both views, and known_clients() (a part of
+# update_compliance)
 sum_views() {
-	local label=$1 deltas
+	local label=$1 repeat=${2:-$SUM_REPEAT} deltas
 	deltas=$(psql -At -c "SELECT count(*) FROM state_msg.state_counts")
-	V_SUMMARY=$(sum_time_query "$SUMMARY_Q")
-	V_COMPLIANCE=$(sum_time_query "$COMPLIANCE_Q")
-	V_CLIENTS=$(sum_time_query "SELECT count(*) FROM state_msg.clients")
-	printf '   %-44s topic_state_summary %7s ms, update_compliance %7s ms (of which count(clients) %s ms); %s delta rows\n' \
+	V_SUMMARY=$(sum_time_query "$SUMMARY_Q" "$repeat")
+	V_COMPLIANCE=$(sum_time_query "$COMPLIANCE_Q" "$repeat")
+	V_CLIENTS=$(sum_time_query "SELECT state_msg.known_clients()" "$repeat")
+	printf '   %-44s topic_state_summary %7s ms, update_compliance %7s ms (of which known_clients() %s ms); %s delta rows\n' \
 		"$label" "$V_SUMMARY" "$V_COMPLIANCE" "$V_CLIENTS" "$deltas"
 	VIEW_LINES+=("$label|$V_SUMMARY|$V_COMPLIANCE|$V_CLIENTS|$deltas")
 }
@@ -221,7 +223,8 @@ S_ON=$(sum_median "${SMALL_ON[@]}")
 S_OFF=$(sum_median "${SMALL_OFF[@]}")
 
 # The runs with it off marked the counts stale: the views count client_state
-sum_views "stale (after runs with it off)"
+# (seconds a run: three runs, and no target)
+sum_views "stale: counted from client_state (no target)" 3
 t0=$EPOCHREALTIME
 psql -c "SELECT state_msg.rebuild_state_counts()" >/dev/null
 t1=$EPOCHREALTIME
@@ -250,12 +253,15 @@ sum_pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", 100 * (a - b) / b }'
 sum_met() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t ? "met" : "NOT MET") }'; }
 echo
 echo "Live summaries, $SUM_CLIENTS clients x 200 topics ($(nproc) cores):"
-echo "   views (median of $SUM_REPEAT, ms; target < 100 ms):"
+echo "   views (median of $SUM_REPEAT runs, 3 when stale; ms; target < 100 ms):"
 for line in "${VIEW_LINES[@]}"; do
 	IFS='|' read -r label vs vc vn deltas <<<"$line"
+	case $label in
+		stale*) verdict="stale: no target" ;;
+		*) verdict=$(awk -v a="$vs" -v b="$vc" 'BEGIN { print (a < 100 && b < 100 ? "met" : "NOT MET") }') ;;
+	esac
 	printf '     %-46s topic_state_summary %7s  update_compliance %7s  (%s)\n' \
-		"$label" "$vs" "$vc" \
-		"$(awk -v a="$vs" -v b="$vc" 'BEGIN { print (a < 100 && b < 100 ? "met" : "NOT MET") }')"
+		"$label" "$vs" "$vc" "$verdict"
 done
 b=$(sum_pct "$B_ON" "$B_OFF")
 s=$(sum_pct "$S_ON" "$S_OFF")
