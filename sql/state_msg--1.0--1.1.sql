@@ -1342,7 +1342,7 @@ COMMENT ON FUNCTION state_msg.known_clients() IS
  * (402) state for the same topic id is_enforcement_failure().
  */
 CREATE VIEW state_msg.update_compliance AS
-WITH total AS (
+WITH total AS MATERIALIZED (	-- once, not once per row
 	SELECT state_msg.known_clients() AS clients
 ),
 updates AS (
