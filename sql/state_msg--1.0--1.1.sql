@@ -898,6 +898,8 @@ GRANT EXECUTE ON FUNCTION state_msg.claim_resync_requests(integer),
 	state_msg.pending_resync(text)
 	TO state_msg_writer, state_msg_operator;
 GRANT EXECUTE ON FUNCTION state_msg.pending_resync(text) TO state_msg_reader;
+
+-- ---------------------------------------------------------------------
 -- XML reports (issue 7, task report): ingest_report(), rejected_reports,
 -- retry_rejected_reports()
 -- ---------------------------------------------------------------------
@@ -1484,3 +1486,250 @@ REVOKE ALL ON FUNCTION state_msg.unknown_clients(interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION state_msg.unknown_clients(interval) TO state_msg_reader;
 COMMENT ON FUNCTION state_msg.unknown_clients(interval) IS
 	'Clients with no message processed for at least silent_for (default 7 days) by the engine clock, and clients without any: client_id, netbios_name, last_processed_time, silent (engine clock minus it); longest silent first';
+
+-- ---------------------------------------------------------------------
+-- Live summaries (issue 7, section 3; engineer summaries): count deltas
+-- ---------------------------------------------------------------------
+
+/*
+ * state_counts holds, per (topic type, topic id, state id), deltas of the
+ * number of clients whose current state it is: every batch inserts, in its
+ * own transaction, the net change its client_state writes made (+1 for a
+ * new current state, -1 for the state it replaced), and never updates a
+ * row, so concurrent batches never wait for one another here.  The sum of
+ * a key's rows is its exact count in every snapshot.  Compaction
+ * (compact_state_counts()) folds the rows into one per key.  No index:
+ * compaction keeps the table at about one row per key, read whole.
+ */
+CREATE TABLE state_msg.state_counts (
+	topic_type integer NOT NULL,
+	topic_id text COLLATE "C" NOT NULL,
+	state_id integer NOT NULL,
+	clients bigint NOT NULL
+) WITH (autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_threshold = 10000,
+		autovacuum_analyze_scale_factor = 0.0, autovacuum_analyze_threshold = 10000);
+COMMENT ON TABLE state_msg.state_counts IS
+	'Live summaries: per (topic_type, topic_id, state_id), deltas of the number of clients in that state; the sum of a key''s rows is exact in every snapshot (while state_counts_stale is empty)';
+COMMENT ON COLUMN state_msg.state_counts.topic_type IS 'The topic type';
+COMMENT ON COLUMN state_msg.state_counts.topic_id IS 'The topic id';
+COMMENT ON COLUMN state_msg.state_counts.state_id IS 'The state id';
+COMMENT ON COLUMN state_msg.state_counts.clients IS
+	'Change in the number of clients whose current state of the topic is state_id (+ new, - replaced or forgotten)';
+
+/*
+ * A row here says state_counts missed changes: a batch or a forget ran with
+ * state_msg.live_summaries off.  The summary views then count client_state
+ * directly until state_msg.rebuild_state_counts() rebuilds the counts.
+ */
+CREATE TABLE state_msg.state_counts_stale (
+	marked_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	marked_by name NOT NULL DEFAULT SESSION_USER
+);
+COMMENT ON TABLE state_msg.state_counts_stale IS
+	'Non-empty when state_counts missed changes made with state_msg.live_summaries off: the summary views then count client_state directly (exact, slow) until rebuild_state_counts()';
+COMMENT ON COLUMN state_msg.state_counts_stale.marked_at IS
+	'When the first change without counts was made (transaction start)';
+COMMENT ON COLUMN state_msg.state_counts_stale.marked_by IS
+	'The session user who made it';
+
+SELECT pg_catalog.pg_extension_config_dump('state_msg.state_counts', '');
+SELECT pg_catalog.pg_extension_config_dump('state_msg.state_counts_stale', '');
+
+-- The counts of what 1.0 stored (writers are held off meanwhile)
+LOCK TABLE state_msg.client_state IN SHARE MODE;
+INSERT INTO state_msg.state_counts (topic_type, topic_id, state_id, clients)
+SELECT s.topic_type, s.topic_id, s.state_id, pg_catalog.count(*)
+FROM state_msg.client_state s
+GROUP BY s.topic_type, s.topic_id, s.state_id;
+
+-- Fold the deltas into one row per key; NULL if another compaction runs
+CREATE FUNCTION state_msg.compact_state_counts()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'state_msg_compact_state_counts'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION state_msg.compact_state_counts() FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.compact_state_counts() IS
+	'Fold the rows of state_counts into one per key (keys summing to 0 go), in one statement, unless another compaction runs (then NULL, at once); returns the rows folded; READ COMMITTED only';
+
+-- Recount from client_state, holding writers off briefly
+CREATE FUNCTION state_msg.rebuild_state_counts()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'state_msg_rebuild_state_counts'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION state_msg.rebuild_state_counts() FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.rebuild_state_counts() IS
+	'Recount state_counts from client_state and clear state_counts_stale, holding writers of client_state off meanwhile; returns the number of keys; READ COMMITTED only';
+
+/*
+ * TRUNCATE of client_state (which fires no delete trigger) leaves no state
+ * to count: the counts go with it, and are exact again.
+ */
+CREATE FUNCTION state_msg.truncate_state_counts()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'state_msg_truncate_state_counts'
+LANGUAGE C SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION state_msg.truncate_state_counts() FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.truncate_state_counts() IS
+	'Trigger: TRUNCATE of client_state empties state_counts and state_counts_stale (internal)';
+CREATE TRIGGER truncate_state_counts
+	AFTER TRUNCATE ON state_msg.client_state
+	FOR EACH STATEMENT EXECUTE FUNCTION state_msg.truncate_state_counts();
+COMMENT ON TRIGGER truncate_state_counts ON state_msg.client_state IS
+	'TRUNCATE of client_state empties the live summaries'' counts';
+
+GRANT EXECUTE ON FUNCTION state_msg.compact_state_counts(),
+	state_msg.rebuild_state_counts()
+	TO state_msg_operator;
+GRANT SELECT ON state_msg.state_counts, state_msg.state_counts_stale TO state_msg_reader;
+
+/*
+ * A count of client_state per key: what the counts must sum to, and what
+ * the views show while the counts are stale.  Not inlined (SET): the views
+ * call it behind a one-time test of the stale mark, so it runs only then
+ * (inlined, a parallel plan would start its workers even when it does not).
+ */
+CREATE FUNCTION state_msg.count_client_state(
+	OUT topic_type integer, OUT topic_id text, OUT state_id integer,
+	OUT clients bigint)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+ROWS 2000
+AS $$
+	SELECT s.topic_type, s.topic_id, s.state_id, pg_catalog.count(*)
+	FROM state_msg.client_state s
+	GROUP BY s.topic_type, s.topic_id, s.state_id
+$$;
+REVOKE ALL ON FUNCTION state_msg.count_client_state() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION state_msg.count_client_state() TO state_msg_reader;
+COMMENT ON FUNCTION state_msg.count_client_state() IS
+	'Clients per (topic_type, topic_id, state_id) of their current state, counted in client_state (reads it all)';
+
+/*
+ * The current counts: the sum of each key's deltas, or, while the counts
+ * are marked stale, a count of client_state itself (exact, but it reads the
+ * whole table).  Both branches test the mark in the query's one snapshot,
+ * so exactly one of them runs.
+ */
+CREATE VIEW state_msg.current_state_counts AS
+SELECT k.topic_type, k.topic_id, k.state_id,
+	   pg_catalog.sum(k.clients)::pg_catalog.int8 AS clients
+FROM state_msg.state_counts k
+WHERE NOT EXISTS (SELECT FROM state_msg.state_counts_stale)
+GROUP BY k.topic_type, k.topic_id, k.state_id
+HAVING pg_catalog.sum(k.clients) OPERATOR(pg_catalog.<>) 0
+UNION ALL
+SELECT s.topic_type, s.topic_id, s.state_id, s.clients
+FROM state_msg.count_client_state() s
+WHERE EXISTS (SELECT FROM state_msg.state_counts_stale);
+COMMENT ON VIEW state_msg.current_state_counts IS
+	'Clients per (topic_type, topic_id, state_id) of their current state: the sum of state_counts, or while state_counts_stale is not empty a count of client_state';
+COMMENT ON COLUMN state_msg.current_state_counts.topic_type IS 'The topic type';
+COMMENT ON COLUMN state_msg.current_state_counts.topic_id IS 'The topic id';
+COMMENT ON COLUMN state_msg.current_state_counts.state_id IS 'The state id';
+COMMENT ON COLUMN state_msg.current_state_counts.clients IS
+	'Clients whose current state of the topic is state_id (never 0)';
+
+-- Per topic, clients per state, with the state's name
+CREATE VIEW state_msg.topic_state_summary AS
+SELECT c.topic_type, c.topic_id, c.state_id, n.state_name, c.clients
+FROM state_msg.current_state_counts c
+LEFT JOIN state_msg.state_names n
+	   ON n.topic_type OPERATOR(pg_catalog.=) c.topic_type
+	  AND n.state_id OPERATOR(pg_catalog.=) c.state_id;
+COMMENT ON VIEW state_msg.topic_state_summary IS
+	'Per topic type and topic id, the clients in each state (current state), with the state''s name; exact at every moment (live summaries)';
+COMMENT ON COLUMN state_msg.topic_state_summary.topic_type IS 'The topic type';
+COMMENT ON COLUMN state_msg.topic_state_summary.topic_id IS 'The topic id';
+COMMENT ON COLUMN state_msg.topic_state_summary.state_id IS 'The state id';
+COMMENT ON COLUMN state_msg.topic_state_summary.state_name IS
+	'The state''s name (state_names), NULL if it has none';
+COMMENT ON COLUMN state_msg.topic_state_summary.clients IS
+	'Clients whose current state of the topic is this one';
+
+/*
+ * The number of clients the site knows (rows of clients), for
+ * update_compliance: a plain scan (or an index-only one), without parallel
+ * workers, whose start-up costs more than the count of 150,000 rows on a
+ * busy server.  Not inlined (SET).
+ */
+CREATE FUNCTION state_msg.known_clients()
+RETURNS bigint
+LANGUAGE sql STABLE
+SET max_parallel_workers_per_gather = 0
+AS $$
+	SELECT pg_catalog.count(*) FROM state_msg.clients
+$$;
+REVOKE ALL ON FUNCTION state_msg.known_clients() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION state_msg.known_clients() TO state_msg_reader;
+COMMENT ON FUNCTION state_msg.known_clients() IS
+	'The number of clients the site knows (rows of clients), counted without parallel workers; update_compliance''s all clients';
+
+/*
+ * Per update (a topic id of topic type 500), ConfigMgr's compliance
+ * figures: every clients row counts, so a client the site knows without a
+ * 500 state for the update is unknown, as is state 0 (and any other state
+ * id); enforcement_failed counts the clients whose current CI enforcement
+ * (402) state for the same topic id is_enforcement_failure().
+ */
+CREATE VIEW state_msg.update_compliance AS
+WITH total AS MATERIALIZED (	-- once, not once per row
+	SELECT state_msg.known_clients() AS clients
+),
+updates AS (
+	SELECT k.topic_id,
+		   pg_catalog.sum(k.clients) FILTER (
+			   WHERE k.topic_type OPERATOR(pg_catalog.=) 500
+				 AND k.state_id OPERATOR(pg_catalog.=) 2) AS required,
+		   pg_catalog.sum(k.clients) FILTER (
+			   WHERE k.topic_type OPERATOR(pg_catalog.=) 500
+				 AND k.state_id OPERATOR(pg_catalog.=) 3) AS installed,
+		   pg_catalog.sum(k.clients) FILTER (
+			   WHERE k.topic_type OPERATOR(pg_catalog.=) 500
+				 AND k.state_id OPERATOR(pg_catalog.=) 1) AS not_required,
+		   pg_catalog.sum(k.clients) FILTER (
+			   WHERE k.topic_type OPERATOR(pg_catalog.=) 402
+				 AND state_msg.is_enforcement_failure(k.state_id)) AS enforcement_failed,
+		   pg_catalog.bool_or(k.topic_type OPERATOR(pg_catalog.=) 500) AS is_update
+	FROM state_msg.current_state_counts k
+	WHERE k.topic_type OPERATOR(pg_catalog.=) ANY ('{402,500}'::integer[])
+	GROUP BY k.topic_id
+),
+figures AS (
+	SELECT u.topic_id,
+		   COALESCE(u.required, 0)::pg_catalog.int8 AS required,
+		   COALESCE(u.installed, 0)::pg_catalog.int8 AS installed,
+		   COALESCE(u.not_required, 0)::pg_catalog.int8 AS not_required,
+		   COALESCE(u.enforcement_failed, 0)::pg_catalog.int8 AS enforcement_failed,
+		   t.clients
+	FROM updates u CROSS JOIN total t
+	WHERE u.is_update
+)
+SELECT f.topic_id, f.required, f.installed, f.not_required,
+	   f.clients OPERATOR(pg_catalog.-) f.required OPERATOR(pg_catalog.-) f.installed
+		   OPERATOR(pg_catalog.-) f.not_required AS unknown,
+	   pg_catalog.round((f.installed OPERATOR(pg_catalog.+) f.not_required)::pg_catalog.numeric
+						OPERATOR(pg_catalog.*) 100
+						OPERATOR(pg_catalog./) NULLIF(f.clients, 0), 2) AS compliance_pct,
+	   f.enforcement_failed
+FROM figures f;
+COMMENT ON VIEW state_msg.update_compliance IS
+	'Per update (topic type 500): clients required (2), installed (3), not required (1), unknown (state 0, another state, or no 500 state though the client is known), compliance_pct and enforcement_failed; exact at every moment (live summaries)';
+COMMENT ON COLUMN state_msg.update_compliance.topic_id IS 'The update (topic id of topic type 500)';
+COMMENT ON COLUMN state_msg.update_compliance.required IS 'Clients whose current 500 state is 2, required';
+COMMENT ON COLUMN state_msg.update_compliance.installed IS 'Clients whose current 500 state is 3, installed';
+COMMENT ON COLUMN state_msg.update_compliance.not_required IS 'Clients whose current 500 state is 1, not required';
+COMMENT ON COLUMN state_msg.update_compliance.unknown IS
+	'Every other client of clients: state 0 (or any other), or no 500 state for the update';
+COMMENT ON COLUMN state_msg.update_compliance.compliance_pct IS
+	'(installed + not_required) x 100 / all clients, rounded to 2 decimals; NULL when there are no clients';
+COMMENT ON COLUMN state_msg.update_compliance.enforcement_failed IS
+	'Clients whose current CI enforcement (402) state for the topic id is a failure (is_enforcement_failure(): 6, 11, 14)';
+
+REVOKE ALL ON state_msg.current_state_counts, state_msg.topic_state_summary,
+	state_msg.update_compliance FROM PUBLIC;
+GRANT SELECT ON state_msg.current_state_counts, state_msg.topic_state_summary,
+	state_msg.update_compliance TO state_msg_reader;

@@ -114,8 +114,9 @@ struct MessageBatch
 
 
 /*
- * Plan the batch's own statements without sequential or bitmap scans, as a
- * function's SET clause would: the settings hold until sm_batch_finish() (or
+ * Plan the batch's own statements without sequential or bitmap scans (and
+ * without JIT), as a function's SET clause would: the settings hold until
+ * sm_batch_finish() (or
  * the (sub)transaction's abort) restores the caller's.  Every table the
  * engine reads is read for the keys of the batch's own clients, and a
  * scan of a small table (which the planner would choose, and a kept plan
@@ -132,6 +133,13 @@ batch_planner_settings(void)
 	(void) set_config_option("enable_seqscan", "off", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
+	/*
+	 * A kept plan over a chunk-sized tuplestore is estimated costly enough
+	 * for JIT, which would then compile it at every execution
+	 */
+	(void) set_config_option("jit", "off", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	return nest_level;
 }

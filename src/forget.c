@@ -17,7 +17,10 @@
 
 #include "state_msg.h"
 
-/* Delete the rows of the clients in the transition table "forgotten" */
+/*
+ * Delete the rows of the clients in the transition table "forgotten"; the
+ * first statement is replaced by forget_counted_sql with live summaries on
+ */
 static const char *const forget_sql[] = {
 	"DELETE FROM state_msg.client_state s USING forgotten f"
 	" WHERE s.client_id OPERATOR(pg_catalog.=) f.client_id",
@@ -26,6 +29,18 @@ static const char *const forget_sql[] = {
 	"DELETE FROM state_msg.resync_requests r USING forgotten f"
 	" WHERE r.client_id OPERATOR(pg_catalog.=) f.client_id",
 };
+
+/*
+ * The states' delete with its count deltas (summaries.c): -1 per state
+ * deleted, one row per (topic type, topic id, state id)
+ */
+static const char *const forget_counted_sql =
+"WITH gone AS (DELETE FROM state_msg.client_state s USING forgotten f"
+"  WHERE s.client_id OPERATOR(pg_catalog.=) f.client_id"
+"  RETURNING s.topic_type, s.topic_id, s.state_id)"
+" INSERT INTO state_msg.state_counts (topic_type, topic_id, state_id, clients)"
+" SELECT topic_type, topic_id, state_id,"
+" OPERATOR(pg_catalog.-) pg_catalog.count(*) FROM gone GROUP BY 1, 2, 3";
 
 /* Rename the ids client_id_conflicts lists as renamable, in every table */
 static const char *const lock_for_rename_sql =
@@ -74,7 +89,19 @@ state_msg_forget_client_rows(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_register_trigger_data(trigdata) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "SPI_register_trigger_data failed");
-	for (size_t i = 0; i < lengthof(forget_sql); i++)
+	if (sm_live_summaries)
+	{
+		if (SPI_execute(forget_counted_sql, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "SPI_execute failed for \"%s\"", forget_counted_sql);
+		sm_summaries_counted(SPI_processed);
+	}
+	else
+	{
+		sm_summaries_mark_stale();
+		if (SPI_execute(forget_sql[0], false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "SPI_execute failed for \"%s\"", forget_sql[0]);
+	}
+	for (size_t i = 1; i < lengthof(forget_sql); i++)
 		if (SPI_execute(forget_sql[i], false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "SPI_execute failed for \"%s\"", forget_sql[i]);
 	if (SPI_finish() != SPI_OK_FINISH)

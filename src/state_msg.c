@@ -40,6 +40,7 @@ int			sm_batch_chunk_size = 32768;
 int			sm_batch_chunk_memory = 64 * 1024;	/* kB */
 int			sm_max_state_details_size = 1024 * 1024;	/* bytes */
 int			sm_max_report_size = 16 * 1024 * 1024;	/* bytes */
+bool		sm_live_summaries = true;
 
 static const struct config_enum_entry bad_message_options[] = {
 	{"quarantine", BAD_MESSAGE_QUARANTINE, false},
@@ -136,6 +137,13 @@ _PG_init(void)
 							16 * 1024 * 1024, 1, MaxAllocSize,
 							PGC_SUSET, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("state_msg.live_summaries",
+							 "Keeps the counts behind state_msg.topic_state_summary and state_msg.update_compliance current with every batch.",
+							 "Off skips their cost; the views then count client_state directly until state_msg.rebuild_state_counts().",
+							 &sm_live_summaries,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("state_msg");
 }

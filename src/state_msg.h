@@ -224,6 +224,7 @@ extern int	sm_batch_chunk_size;
 extern int	sm_batch_chunk_memory;
 extern int	sm_max_report_size;
 extern int	sm_max_state_details_size;
+extern bool sm_live_summaries;
 extern int64 sm_duration_usecs(double minutes);
 extern TimestampTz sm_engine_now(void);
 extern TimestampTz sm_effective_time(TimestampTz message_time,
@@ -320,10 +321,28 @@ extern void sm_store_write_states(TupleDesc desc,
 							   Tuplestorestate *newer_states,
 							   Tuplestorestate *decided_states,
 							   MemoryContext batch_context);
+extern void sm_store_run_with_rows(SPIPlanPtr *plan, const char *sql,
+								   const char *enr_name, TupleDesc desc,
+								   Tuplestorestate *rows, int expected,
+								   MemoryContext enr_context);
 extern void sm_run_kept(SPIPlanPtr *plan, const char *sql, int nargs,
 						Oid *argtypes, Datum *values, const char *nulls,
 						int expected);
 extern void sm_store_rejected(Datum *values, bool *isnull, int64 row_number,
 						   int sqlstate, const char *reason);
+
+/* summaries.c: the live summaries' count deltas */
+typedef enum SummaryKind
+{
+	SUMMARY_NEW,				/* states of new clients (no stored state) */
+	SUMMARY_NEWER,				/* the upsert that keeps the newer state */
+	SUMMARY_REPLACED			/* the upsert that replaces */
+} SummaryKind;
+extern void sm_summaries_count(SummaryKind kind, TupleDesc desc,
+							   Tuplestorestate *rows,
+							   MemoryContext batch_context);
+extern void sm_summaries_counted(uint64 rows);
+extern void sm_summaries_mark_stale(void);
+extern void sm_summaries_maybe_compact(void);
 
 #endif							/* STATE_MSG_H */

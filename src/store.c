@@ -393,6 +393,15 @@ run_plan_with_rows(SPIPlanPtr *plan, const char *sql, const char *enr_name,
 	MemoryContextSwitchTo(caller);
 }
 
+/* run_plan_with_rows() for other files' statements (summaries.c) */
+void
+sm_store_run_with_rows(SPIPlanPtr *plan, const char *sql, const char *enr_name,
+					   TupleDesc desc, Tuplestorestate *rows, int expected,
+					   MemoryContext enr_context)
+{
+	run_plan_with_rows(plan, sql, enr_name, desc, rows, expected, enr_context);
+}
+
 /* A text[] of the given C strings */
 static Datum
 text_array(char **strings, int n)
@@ -936,6 +945,10 @@ sm_store_save_clients(ClientTrack *tracks, int ntracks, TimestampTz now,
  * Write the chunk's newest states: plain inserts for new clients (they have
  * none yet), upserts keeping the newer of each message and the stored state
  * for the others, and the states batch.c decided against the stored rows.
+ * With state_msg.live_summaries on, each write's count deltas go with it
+ * (read before the upserts, which replace states; after the insert, so
+ * that they are written under a lock on client_state: see summaries.c);
+ * with it off, the counts are marked stale before the first write.
  */
 void
 sm_store_write_states(TupleDesc desc, Tuplestorestate *new_states,
@@ -943,15 +956,37 @@ sm_store_write_states(TupleDesc desc, Tuplestorestate *new_states,
 				   Tuplestorestate *decided_states,
 				   MemoryContext batch_context)
 {
+	bool		live = sm_live_summaries;
+
+	if (!live && (tuplestore_tuple_count(new_states) > 0 ||
+				  tuplestore_tuple_count(newer_states) > 0 ||
+				  tuplestore_tuple_count(decided_states) > 0))
+		sm_summaries_mark_stale();
 	if (tuplestore_tuple_count(new_states) > 0)
+	{
 		run_plan_with_rows(&insert_states_plan, insert_states_sql, "sm_states",
 						   desc, new_states, SPI_OK_INSERT, batch_context);
+		if (live)
+			sm_summaries_count(SUMMARY_NEW, desc, new_states, batch_context);
+	}
 	if (tuplestore_tuple_count(newer_states) > 0)
+	{
+		if (live)
+			sm_summaries_count(SUMMARY_NEWER, desc, newer_states,
+							   batch_context);
 		run_plan_with_rows(&upsert_states_plan, upsert_states_sql, "sm_states",
 						   desc, newer_states, SPI_OK_INSERT, batch_context);
+	}
 	if (tuplestore_tuple_count(decided_states) > 0)
+	{
+		if (live)
+			sm_summaries_count(SUMMARY_REPLACED, desc, decided_states,
+							   batch_context);
 		run_plan_with_rows(&replace_states_plan, replace_states_sql, "sm_states",
 						   desc, decided_states, SPI_OK_INSERT, batch_context);
+	}
+	if (live)
+		sm_summaries_maybe_compact();
 }
 
 /* Order states by client, then topic type and id */

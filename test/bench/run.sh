@@ -722,6 +722,7 @@ many_ranges_test
 if [ "$mode" = all ]; then
 	steady_test
 	memory_test
+	source "$(dirname "$0")/summaries.sh"	# live summaries at 30 M states
 fi
 
 # ---------------------------------------------------------------------------
