@@ -179,6 +179,15 @@ SELECT * FROM state_msg.ingest_report(pg_temp.report('<ClientID>PRIO</ClientID>'
 	pg_temp.msg(3, 'q2', 2), '<Priority>10</Priority>'));
 SELECT topic_id, state_id, priority FROM state_msg.client_state WHERE client_id = 'PRIO'
 ORDER BY topic_id;
+-- A blank header value counts as not given: an empty Priority does not
+-- make the messages bad, and a blank NetBIOSName or ClientVersion keeps
+-- the stored one
+SELECT * FROM state_msg.ingest_report(replace(replace(pg_temp.report('<ClientID>PRIO</ClientID>',
+	pg_temp.msg(4, 'q3', 2), '<Priority/>'),
+	'<NetBIOSName>WKS-0042</NetBIOSName>', '<NetBIOSName> </NetBIOSName>'),
+	'<ClientVersion>5.00.9122.1000</ClientVersion>', '<ClientVersion/>'));
+SELECT netbios_name, client_version FROM state_msg.clients WHERE client_id = 'PRIO';
+SELECT topic_id, priority FROM state_msg.client_state WHERE client_id = 'PRIO' AND topic_id = 'q3';
 
 -- Unknown elements and attributes are ignored, wherever they are;
 -- namespaces (a default one on Report, prefixed ones on unknown

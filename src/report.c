@@ -32,6 +32,7 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "parser/scansup.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -388,7 +389,24 @@ parse_report(const char *data, size_t len, const char *encoding,
 	pg_xml_done(xmlerrcxt, pg_xml_error_occurred(xmlerrcxt));
 }
 
-/* Turn the header's values into the datums every message carries */
+/* Is a header value absent, empty or only white space? */
+static bool
+header_value_missing(const char *value)
+{
+	if (value == NULL)
+		return true;
+	for (; *value; value++)
+		if (!scanner_isspace(*value))
+			return false;
+	return true;
+}
+
+/*
+ * Turn the header's values into the datums every message carries.  A
+ * blank NetBIOSName, ClientVersion or Priority counts as not given, so that
+ * it neither replaces the client's stored name or version (the latest
+ * non-NULL one wins) nor makes the report's messages bad.
+ */
 static bool
 convert_header(const SmReport *report, ReportHeader *hdr)
 {
@@ -399,7 +417,7 @@ convert_header(const SmReport *report, ReportHeader *hdr)
 	if (!utf8_to_text(report->client_id, strlen(report->client_id),
 					  &hdr->client_id))
 		return false;
-	hdr->has_netbios_name = (report->netbios_name != NULL);
+	hdr->has_netbios_name = !header_value_missing(report->netbios_name);
 	if (hdr->has_netbios_name &&
 		!utf8_to_text(report->netbios_name, strlen(report->netbios_name),
 					  &hdr->netbios_name))
@@ -408,7 +426,7 @@ convert_header(const SmReport *report, ReportHeader *hdr)
 		hdr->header_sqlstate = ERRCODE_UNTRANSLATABLE_CHARACTER;
 		hdr->header_error = pstrdup("NetBIOSName of the report header has a character with no equivalent in the database encoding");
 	}
-	hdr->has_client_version = (report->client_version != NULL);
+	hdr->has_client_version = !header_value_missing(report->client_version);
 	if (hdr->has_client_version &&
 		!utf8_to_text(report->client_version, strlen(report->client_version),
 					  &hdr->client_version))
@@ -418,7 +436,7 @@ convert_header(const SmReport *report, ReportHeader *hdr)
 		hdr->header_error = pstrdup("ClientVersion of the report header has a character with no equivalent in the database encoding");
 	}
 
-	if (report->priority != NULL && hdr->header_error == NULL)
+	if (!header_value_missing(report->priority) && hdr->header_error == NULL)
 	{
 		if (!sm_report_parse_int(report->priority, PG_INT64_MIN, PG_INT64_MAX,
 								 &priority, why, sizeof(why)))
