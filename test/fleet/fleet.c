@@ -1078,19 +1078,46 @@ query_int(const char *sql)
 	return v;
 }
 
-/* Let the engine clock read the simulated time sim (seconds since T0) */
+/*
+ * The engine clock: set_clock() says which simulated time (seconds since
+ * T0) it must read from now on; the SET is sent with the next statement
+ * (clock_sql), so a cycle without statements costs nothing.  The offset is
+ * computed when it is sent, so the engine clock reads the simulated time
+ * then, plus the real time the statements that follow take.
+ */
+static int64_t clock_target = INT64_MIN;
+static int64_t clock_sent = INT64_MIN;
+
 static void
 set_clock(int64_t sim)
 {
-	char		sql[128];
+	clock_target = sim;
+}
+
+/* The SET for the clock, if it must be sent, else an empty string */
+static const char *
+clock_sql(void)
+{
+	static char sql[128];
 	int64_t		offset;
 
-	if (opt_dry_run)
-		return;
-	offset = (T0_UNIX + sim) * USEC - (local_usecs() + server_delta);
-	snprintf(sql, sizeof(sql), "SET state_msg.clock_offset = '%lldus'",
+	if (clock_target == clock_sent)
+		return "";
+	clock_sent = clock_target;
+	offset = (T0_UNIX + clock_target) * USEC - (local_usecs() + server_delta);
+	snprintf(sql, sizeof(sql), "SET state_msg.clock_offset = '%lldus';",
 			 (long long) offset);
-	run_command(sql);
+	return sql;
+}
+
+/* Send the clock's SET now, if it must be sent */
+static void
+sync_clock(void)
+{
+	const char *sql = clock_sql();
+
+	if (*sql)
+		run_command(sql);
 }
 
 static void
@@ -1128,6 +1155,7 @@ connect_db(void)
 	if (PQstatus(conn) != CONNECTION_OK)
 		die("cannot connect: %s", PQerrorMessage(conn));
 	run_command("SET timezone = 'UTC'");
+	run_command("SET client_min_messages = warning");
 	run_command("SET state_msg.on_bad_message = error");
 	before = local_usecs();
 	server = query_int("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint");
@@ -1163,6 +1191,7 @@ deliver_statement(Upload **ups, int nups, int32_t now)
 		if (opt_dry_run)
 			return;
 		param = buf.data;
+		sync_clock();
 		res = PQexecParams(conn, sql, 1, NULL, &param, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
 			die("ingest_report: %s", PQerrorMessage(conn));
@@ -1191,11 +1220,18 @@ deliver_statement(Upload **ups, int nups, int32_t now)
 	if (opt_dry_run)
 		return;
 	{
-		PGresult   *res = PQexec(conn,
-								 "COPY state_msg.inbox (client_id, serial_number, topic_type,"
-								 " topic_id, topic_id_type, state_id, criticality, message_time,"
-								 " source) FROM STDIN");
+		char		sql[512];
+		PGresult   *res;
 
+		/* the clock's SET, if due, and the COPY in one round trip */
+		snprintf(sql, sizeof(sql), "%sCOPY state_msg.inbox (client_id,"
+				 " serial_number, topic_type, topic_id, topic_id_type, state_id,"
+				 " criticality, message_time, source) FROM STDIN", clock_sql());
+		if (!PQsendQuery(conn, sql))
+			die("COPY: %s", PQerrorMessage(conn));
+		while ((res = PQgetResult(conn)) != NULL &&
+			   PQresultStatus(res) == PGRES_COMMAND_OK)
+			PQclear(res);
 		if (PQresultStatus(res) != PGRES_COPY_IN)
 			die("COPY: %s", PQerrorMessage(conn));
 		PQclear(res);
@@ -1582,42 +1618,41 @@ make_fleet(void)
 
 static int64_t setting_age, setting_period;	/* usecs */
 
-/* The check cycle at simulated second sim, compared with the model */
+/* Note what a claim returned: client i's request is handed to it */
 static void
-check_cycle(int32_t sim)
+claimed_one(bool *claimed, const char *id, int32_t sim)
 {
-	int64_t		issued,
-				reissued;
-	char		sql[160];
+	int			i = client_index(id);
 
-	model_check((int64_t) sim * USEC, setting_age, setting_period, &issued,
-				&reissued);
-	n_checks_issued += issued;
-	n_checks_reissued += reissued;
-	if (opt_dry_run)
-		return;
-	snprintf(sql, sizeof(sql),
-			 "SELECT issued, reissued FROM state_msg.run_resync_check("
-			 "to_timestamp(%lld))", (long long) (T0_UNIX + sim));
-	{
-		PGresult   *res = run(sql, PGRES_TUPLES_OK);
-		int64_t		gi = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		int64_t		gr = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-
-		if (gi != issued || gr != reissued)
-			diff("check cycle at %+d s: issued %lld, reissued %lld; rules say %lld, %lld",
-				 sim, (long long) gi, (long long) gr, (long long) issued,
-				 (long long) reissued);
-		PQclear(res);
-	}
+	if (i < 0)
+		diff("claimed a request of an unknown client %s", id);
+	else if (claimed[i])
+		diff("client %d claimed twice at %+d s", i, sim);
+	else
+		claimed[i] = true;
 }
 
-/* Claim the undelivered requests as a management point; answers follow */
+/*
+ * Mid-cycle at simulated second sim: the check cycle (if check), compared
+ * with the model's, then the management point claims the undelivered
+ * requests, compared with the model's; the claimed clients answer at their
+ * next upload.  One round trip: the clock's SET, the check, the claim.
+ */
 static void
-claim(int32_t sim)
+mid_cycle(int32_t sim, bool check)
 {
+	int64_t		issued = 0,
+				reissued = 0;
 	bool	   *claimed = xcalloc(opt_clients, 1);
+	int			nclaimed = 0;
 
+	if (check)
+	{
+		model_check((int64_t) sim * USEC, setting_age, setting_period, &issued,
+					&reissued);
+		n_checks_issued += issued;
+		n_checks_reissued += reissued;
+	}
 	if (opt_dry_run)
 	{
 		for (int i = 0; i < opt_clients; i++)
@@ -1625,27 +1660,50 @@ claim(int32_t sim)
 	}
 	else
 	{
-		for (;;)
+		char		sql[512];
+		PGresult   *res;
+
+		snprintf(sql, sizeof(sql), "%s", clock_sql());
+		if (check)
+			snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql),
+					 "SELECT issued, reissued FROM state_msg.run_resync_check("
+					 "to_timestamp(%lld));", (long long) (T0_UNIX + sim));
+		snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql),
+				 "SELECT client_id FROM state_msg.claim_resync_requests(10000)");
+		if (!PQsendQuery(conn, sql))
+			die("%s: %s", sql, PQerrorMessage(conn));
+		while ((res = PQgetResult(conn)) != NULL)
 		{
-			PGresult   *res = run("SELECT client_id FROM state_msg.claim_resync_requests(10000)",
-								  PGRES_TUPLES_OK);
-			int			n = PQntuples(res);
+			ExecStatusType st = PQresultStatus(res);
 
-			for (int j = 0; j < n; j++)
+			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+				die("%s: %s", sql, PQerrorMessage(conn));
+			if (st == PGRES_TUPLES_OK && PQnfields(res) == 2)
 			{
-				int			i = client_index(PQgetvalue(res, j, 0));
+				int64_t		gi = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+				int64_t		gr = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 
-				if (i < 0)
-					diff("claimed a request of an unknown client %s",
-						 PQgetvalue(res, j, 0));
-				else if (claimed[i])
-					diff("client %d claimed twice at %+d s", i, sim);
-				else
-					claimed[i] = true;
+				if (gi != issued || gr != reissued)
+					diff("check cycle at %+d s: issued %lld, reissued %lld; rules say %lld, %lld",
+						 sim, (long long) gi, (long long) gr, (long long) issued,
+						 (long long) reissued);
+			}
+			else if (st == PGRES_TUPLES_OK)
+			{
+				nclaimed = PQntuples(res);
+				for (int j = 0; j < nclaimed; j++)
+					claimed_one(claimed, PQgetvalue(res, j, 0), sim);
 			}
 			PQclear(res);
-			if (n < 10000)
-				break;
+		}
+		while (nclaimed == 10000)
+		{
+			res = run("SELECT client_id FROM state_msg.claim_resync_requests(10000)",
+					  PGRES_TUPLES_OK);
+			nclaimed = PQntuples(res);
+			for (int j = 0; j < nclaimed; j++)
+				claimed_one(claimed, PQgetvalue(res, j, 0), sim);
+			PQclear(res);
 		}
 	}
 	for (int i = 0; i < opt_clients; i++)
@@ -1685,6 +1743,7 @@ site_backup(void)
 	backup = model_snapshot();
 	if (opt_dry_run)
 		return;
+	sync_clock();
 	run_command("DROP SCHEMA IF EXISTS fleet_backup CASCADE");
 	run_command("CREATE SCHEMA fleet_backup");
 	for (int i = 0; i < 5; i++)
@@ -2295,8 +2354,7 @@ main(int argc, char **argv)
 			site_restore();
 		set_clock(now + HALF_CYCLE);
 		if (k % opt_check_every == 0)
-			check_cycle(now + HALF_CYCLE);
-		claim(now + HALF_CYCLE);
+			mid_cycle(now + HALF_CYCLE, true);
 		if (opt_verbose && k % DAY_CYCLES == 0)
 			printf("fleet: day %d: %lld messages generated, %lld delivered, %.1f s\n",
 				   k / DAY_CYCLES, (long long) n_generated, (long long) n_delivered,
@@ -2338,15 +2396,22 @@ main(int argc, char **argv)
 					if (clients[i].srv.known)
 						model_issue(&clients[i].srv, (int64_t) (now + HALF_CYCLE) * USEC);
 				if (!opt_dry_run)
+					sync_clock();
+				if (!opt_dry_run)
 					PQclear(run("SELECT count(state_msg.request_resync(client_id))"
 								" FROM state_msg.clients", PGRES_TUPLES_OK));
 			}
-			claim(now + HALF_CYCLE);
+			mid_cycle(now + HALF_CYCLE, false);
 			last = k;
 		}
 	}
 	elapsed = mono_seconds() - start;
-	(void) last;
+	{
+		char		end[32];
+
+		*put_time(end, last * CYCLE + HALF_CYCLE, false) = '\0';
+		printf("fleet: the simulated clock ends at %s\n", end);
+	}
 
 	printf("fleet: %s, %d clients, %d days, seed %llu, via %s%s: %lld messages generated,"
 		   " %lld delivered in %lld statements (%lld uploads: %lld lost, %lld late,"
@@ -2368,6 +2433,19 @@ main(int argc, char **argv)
 		   (long long) v_model[V_LATE_FILL], (long long) v_model[V_DUPLICATE],
 		   (long long) v_model[V_SERIAL_RESET], (long long) v_model[V_UNSERIALIZED]);
 
+	{
+		int64_t		known = 0,
+					offline = 0;
+
+		for (int i = 0; i < opt_clients; i++)
+			if (clients[i].srv.known)
+			{
+				known++;
+				offline += clients[i].offline;
+			}
+		printf("fleet: %lld clients known to the site, %lld of them never answer\n",
+			   (long long) known, (long long) offline);
+	}
 	if (opt_dry_run)
 	{
 		printf("fleet: OK dry run, %.0f msg/s\n", n_delivered / (elapsed > 0 ? elapsed : 1e-9));
