@@ -91,6 +91,7 @@ static bool opt_settle = true;
 static bool opt_dry_run = false;
 static int	opt_max_diffs = 10;
 static bool opt_verbose = false;
+static int	opt_trace = -1;		/* a client whose messages the model traces */
 
 /* ---------------------------------------------------------------------- */
 /* Random numbers: splitmix64 seeds xoshiro256** */
@@ -887,6 +888,17 @@ model_chunk(int ci, Msg **rows, int n, int64_t now)
 			v = V_DUPLICATE;
 
 		v_model[v]++;
+		if (ci == opt_trace)
+		{
+			static const char *names[] = {"in_order", "gap", "late_fill",
+			"duplicate", "serial_reset", "unserialized"};
+
+			printf("fleet: trace client %d at %+lld s: serial %lld, %d/%s state %d at %+d s: %s; next %lld, epoch %lld, %d ranges%s\n",
+				   ci, (long long) (now / USEC), (long long) s, topics[m->topic].type,
+				   topics[m->topic].id, m->state, m->time, names[v],
+				   (long long) c->next, (long long) c->epoch, c->nranges,
+				   i <= last_complete ? ", in a resync answer" : "");
+		}
 		if (v == V_DUPLICATE)
 		{
 			c->duplicates++;
@@ -917,65 +929,55 @@ model_chunk(int ci, Msg **rows, int n, int64_t now)
 	}
 }
 
-typedef struct Row
-{
-	Msg		   *msg;
-	int32_t		client;
-	int32_t		ordinal;
-} Row;
-
-static int
-row_cmp(const void *a, const void *b)
-{
-	const Row  *x = a,
-			   *y = b;
-
-	if (x->client != y->client)
-		return x->client < y->client ? -1 : 1;
-	return x->ordinal < y->ordinal ? -1 : x->ordinal > y->ordinal;
-}
-
-/* One statement of uploads, in delivery order, through the model */
+/*
+ * One statement of uploads, in delivery order, through the model: each
+ * client's messages in arrival order (a stable counting sort by client)
+ */
 static void
 model_statement(Upload **ups, int nups, int64_t now)
 {
-	static Row *rows;
 	static Msg **msgs;
+	static int *start;
 	static int	cap;
 	int			n = 0;
 
+	if (nups == 1)
+	{
+		Msg		   *one[4096];
+		Msg		  **p = ups[0]->nmsgs <= 4096 ? one : xmalloc(ups[0]->nmsgs * sizeof(Msg *));
+
+		for (int i = 0; i < ups[0]->nmsgs; i++)
+			p[i] = &ups[0]->msgs[i];
+		model_chunk(ups[0]->client, p, ups[0]->nmsgs, now);
+		if (p != one)
+			free(p);
+		return;
+	}
 	for (int u = 0; u < nups; u++)
 		n += ups[u]->nmsgs;
+	if (!start)
+		start = xcalloc(opt_clients + 1, sizeof(int));
 	if (n > cap)
 	{
 		cap = n * 2;
-		rows = realloc(rows, cap * sizeof(Row));
 		msgs = realloc(msgs, cap * sizeof(Msg *));
-		if (!rows || !msgs)
+		if (!msgs)
 			die("out of memory");
 	}
-	n = 0;
+	memset(start, 0, (opt_clients + 1) * sizeof(int));
+	for (int u = 0; u < nups; u++)
+		start[ups[u]->client + 1] += ups[u]->nmsgs;
+	for (int i = 0; i < opt_clients; i++)
+		start[i + 1] += start[i];
 	for (int u = 0; u < nups; u++)
 		for (int i = 0; i < ups[u]->nmsgs; i++)
-		{
-			rows[n].msg = &ups[u]->msgs[i];
-			rows[n].client = ups[u]->client;
-			rows[n].ordinal = n;
-			n++;
-		}
-	if (nups > 1)
-		qsort(rows, n, sizeof(Row), row_cmp);
-	for (int i = 0; i < n;)
+			msgs[start[ups[u]->client]++] = &ups[u]->msgs[i];
+	/* start[i] is now where client i + 1 begins */
+	for (int i = 0, from = 0; i < opt_clients; i++)
 	{
-		int			j = i;
-
-		while (j < n && rows[j].client == rows[i].client)
-		{
-			msgs[j - i] = rows[j].msg;
-			j++;
-		}
-		model_chunk(rows[i].client, msgs, j - i, now);
-		i = j;
+		if (start[i] > from)
+			model_chunk(i, msgs + from, start[i] - from, now);
+		from = start[i];
 	}
 }
 
@@ -1946,7 +1948,15 @@ cache_differs(int i, int t, int64_t *counts)
 			 i, topics[t].type, topics[t].id, e->state, e->time);
 	}
 	else
+	{
 		counts[0]++;
+		if (opt_verbose)
+			printf("fleet: client %d topic %d/%s: cache state %d at %+d s, the rules keep state %d at %+d s (serial %lld, epoch %d of the client's %lld)\n",
+				   i, topics[t].type, topics[t].id, e->state, e->time,
+				   s ? s->state : -1, s ? s->time : 0,
+				   s ? (long long) s->serial_plus1 - 1 : -1LL, s ? s->epoch : -1,
+				   (long long) clients[i].srv.epoch);
+	}
 }
 
 static void
@@ -2190,7 +2200,8 @@ usage(void)
 		   "  --updates N (20) --rate R (6 background messages per client per day)\n"
 		   "  --loss F (0.02) --late F (0.05) --late-max CYCLES (8) --duplicate F (0.01)\n"
 		   "  --reinstall F (0.02) --offline F (0.02) --storm F (0.3)\n"
-		   "  --check-every CYCLES (1) --no-settle --dry-run --max-diffs N (10) --verbose\n");
+		   "  --check-every CYCLES (1) --no-settle --dry-run --max-diffs N (10) --verbose\n"
+		   "  --trace CLIENT (print what the rules make of one client's messages)\n");
 	exit(2);
 }
 
@@ -2271,6 +2282,8 @@ parse_args(int argc, char **argv)
 			opt_storm = parse_share(a, v);
 		else if (strcmp(a, "--check-every") == 0)
 			opt_check_every = (int) parse_int(a, v, 1, 10000);
+		else if (strcmp(a, "--trace") == 0)
+			opt_trace = (int) parse_int(a, v, 0, 1 << 24);
 		else if (strcmp(a, "--max-diffs") == 0)
 			opt_max_diffs = (int) parse_int(a, v, 0, 1000000);
 		else if (strcmp(a, "--via") == 0)
@@ -2313,7 +2326,8 @@ int
 main(int argc, char **argv)
 {
 	double		start,
-				elapsed;
+				elapsed,
+				cpu;
 	int			last;
 	int64_t		cache_diffs[2] = {0, 0};
 
@@ -2406,6 +2420,7 @@ main(int argc, char **argv)
 		}
 	}
 	elapsed = mono_seconds() - start;
+	cpu = (double) clock() / CLOCKS_PER_SEC;
 	{
 		char		end[32];
 
@@ -2416,7 +2431,8 @@ main(int argc, char **argv)
 	printf("fleet: %s, %d clients, %d days, seed %llu, via %s%s: %lld messages generated,"
 		   " %lld delivered in %lld statements (%lld uploads: %lld lost, %lld late,"
 		   " %lld twice; %lld resync answers, %lld relayed), %lld resets, %lld requests"
-		   " issued and %lld reissued by check cycles, %lld claimed; %.2f s, %.0f msg/s%s\n",
+		   " issued and %lld reissued by check cycles, %lld claimed; %.2f s, %.0f msg/s;"
+		   " simulator CPU %.2f s%s\n",
 		   scenario_names[opt_scenario], opt_clients, opt_days,
 		   (unsigned long long) opt_seed, opt_via_report ? "report" : "inbox",
 		   opt_batch_cycle ? " (one statement per cycle)" : "",
@@ -2425,7 +2441,7 @@ main(int argc, char **argv)
 		   (long long) n_dup, (long long) n_answers, (long long) n_fsp,
 		   (long long) n_resets_sent, (long long) n_checks_issued,
 		   (long long) n_checks_reissued, (long long) n_claims, elapsed,
-		   n_delivered / (elapsed > 0 ? elapsed : 1e-9),
+		   n_delivered / (elapsed > 0 ? elapsed : 1e-9), cpu,
 		   opt_dry_run ? " (dry run: generated, modelled and formatted, not sent)" : "");
 	printf("fleet: verdicts by the rules: %lld in order, %lld gap, %lld late fill,"
 		   " %lld duplicate, %lld serial reset, %lld unserialized\n",
@@ -2448,7 +2464,9 @@ main(int argc, char **argv)
 	}
 	if (opt_dry_run)
 	{
-		printf("fleet: OK dry run, %.0f msg/s\n", n_delivered / (elapsed > 0 ? elapsed : 1e-9));
+		printf("fleet: OK dry run, %.0f msg/s, %.0f msg per CPU second\n",
+			   n_delivered / (elapsed > 0 ? elapsed : 1e-9),
+			   n_delivered / (cpu > 0 ? cpu : 1e-9));
 		return 0;
 	}
 	compare_database(cache_diffs);
