@@ -726,3 +726,472 @@ GRANT EXECUTE ON FUNCTION state_msg.claim_resync_requests(integer),
 	state_msg.pending_resync(text)
 	TO state_msg_writer, state_msg_operator;
 GRANT EXECUTE ON FUNCTION state_msg.pending_resync(text) TO state_msg_reader;
+
+-- ---------------------------------------------------------------------
+-- State names catalog and per-client reports (issue 7, task "names")
+-- ---------------------------------------------------------------------
+
+/*
+ * The names of states, as ConfigMgr's v_StateNames, which users extend and
+ * correct.  What the user wrote must survive pg_dump/pg_restore and
+ * extension updates, and an update must still add newly shipped names.  A
+ * single config-dumped table cannot do both: pg_dump with a WHERE filter
+ * dumps only the user's rows, but a user's edit of a shipped row has the
+ * key of a row CREATE EXTENSION inserts again before the dump's data is
+ * restored, so the restore collides (and without a filter every shipped
+ * row collides).  So the catalog is two tables and a view:
+ *
+ * - shipped_state_names: the names a release ships.  Its scripts fill it
+ *   (a later release adds or corrects names with INSERT ... ON CONFLICT
+ *   (topic_type, state_id) DO UPDATE); pg_dump does not dump it, because
+ *   CREATE EXTENSION fills it on restore.  Nobody else writes it.
+ * - user_state_names: what users wrote, config-dumped whole: their
+ *   additions and edits (deleted = false, a whole row that wins over a
+ *   shipped row of the same key) and their deletions of shipped names
+ *   (deleted = true, a tombstone).  Its keys never meet the shipped table's
+ *   on restore, since they are different tables.
+ * - state_names: the user's rows, then every shipped row the user did not
+ *   touch; INSTEAD OF triggers turn INSERT, UPDATE and DELETE on it into
+ *   writes of user_state_names.
+ *
+ * The trigger function runs with the caller's rights (not SECURITY
+ * DEFINER): writing names needs INSERT, UPDATE or DELETE on the view and
+ * the matching rights on user_state_names, which state_msg_operator has,
+ * and it gives nobody more than that.  Its search_path is pinned and every
+ * name and operator is qualified all the same.
+ */
+CREATE TABLE state_msg.shipped_state_names (
+	topic_type integer NOT NULL,
+	state_id integer NOT NULL,
+	state_name text NOT NULL,
+	state_description text,
+	PRIMARY KEY (topic_type, state_id)
+);
+COMMENT ON TABLE state_msg.shipped_state_names IS
+	'The state names this release ships (filled by the extension''s scripts, not dumped: CREATE EXTENSION fills it); state_names shows them unless a user changed or deleted them';
+COMMENT ON COLUMN state_msg.shipped_state_names.topic_type IS
+	'The topic type (500 update detection, 402 CI enforcement, ...)';
+COMMENT ON COLUMN state_msg.shipped_state_names.state_id IS
+	'The state id within the topic type';
+COMMENT ON COLUMN state_msg.shipped_state_names.state_name IS
+	'The state''s name, as ConfigMgr''s v_StateNames.StateName';
+COMMENT ON COLUMN state_msg.shipped_state_names.state_description IS
+	'A description, where there is more to say than the name (mostly NULL)';
+
+CREATE TABLE state_msg.user_state_names (
+	topic_type integer NOT NULL,
+	state_id integer NOT NULL,
+	state_name text,
+	state_description text,
+	deleted boolean NOT NULL DEFAULT false,
+	PRIMARY KEY (topic_type, state_id),
+	CHECK ((state_name IS NULL) OPERATOR(pg_catalog.=) deleted),
+	CHECK (NOT deleted OR state_description IS NULL)
+);
+SELECT pg_catalog.pg_extension_config_dump('state_msg.user_state_names', '');
+COMMENT ON TABLE state_msg.user_state_names IS
+	'What users wrote to state_names (dumped by pg_dump, kept by updates): added and edited names, which win over shipped ones, and deleted shipped names (deleted = true); deleting a row here returns a name to its shipped version';
+COMMENT ON COLUMN state_msg.user_state_names.topic_type IS
+	'The topic type';
+COMMENT ON COLUMN state_msg.user_state_names.state_id IS
+	'The state id within the topic type';
+COMMENT ON COLUMN state_msg.user_state_names.state_name IS
+	'The name the user gave; NULL for a deleted shipped name';
+COMMENT ON COLUMN state_msg.user_state_names.state_description IS
+	'The description the user gave';
+COMMENT ON COLUMN state_msg.user_state_names.deleted IS
+	'true: the user deleted the shipped name of this key (a tombstone, which also hides names later releases ship for it)';
+
+/*
+ * The known names (state_names.csv of the domain reference): topic
+ * type 401 states 5 to 7 are named differently by two public sources, so
+ * their description says so; 700/2 is this project's own.
+ */
+INSERT INTO state_msg.shipped_state_names
+	(topic_type, state_id, state_name, state_description)
+VALUES
+	(300, 0, 'Compliance state unknown', NULL),
+	(300, 1, 'Compliant', NULL),
+	(300, 2, 'Non-compliant', NULL),
+	(300, 3, 'Conflict detected', NULL),
+	(301, 0, 'Enforcement state unknown', NULL),
+	(301, 1, 'Installing update(s)', NULL),
+	(301, 2, 'Waiting for restart', NULL),
+	(301, 3, 'Waiting for another installation to complete', NULL),
+	(301, 4, 'Successfully installed update(s)', NULL),
+	(301, 5, 'Pending system restart', NULL),
+	(301, 6, 'Failed to install update(s)', NULL),
+	(301, 7, 'Downloading update(s)', NULL),
+	(301, 8, 'Downloaded update(s)', NULL),
+	(301, 9, 'Failed to download update(s)', NULL),
+	(301, 10, 'Waiting for maintenance window before installing', NULL),
+	(301, 11, 'Waiting for third-party orchestration', NULL),
+	(301, 12, 'Waiting for superseding update', NULL),
+	(302, 0, 'Evaluation state unknown', NULL),
+	(302, 1, 'Evaluation activated', NULL),
+	(302, 2, 'Evaluation succeeded', NULL),
+	(302, 3, 'Evaluation failed', NULL),
+	(400, 0, 'Detection state unknown', NULL),
+	(400, 1, 'Not required', NULL),
+	(400, 2, 'Not detected', NULL),
+	(400, 3, 'Detected', NULL),
+	(401, 0, 'Compliance state unknown', NULL),
+	(401, 1, 'Compliant', NULL),
+	(401, 2, 'Non-compliant', NULL),
+	(401, 3, 'Conflict detected', NULL),
+	(401, 4, 'Error', NULL),
+	(401, 5, 'Not applicable', 'Named differently by the public sources; edit it to match your site'),
+	(401, 6, 'Not detected', 'Named differently by the public sources; edit it to match your site'),
+	(401, 7, 'Enforced', 'Named differently by the public sources; edit it to match your site'),
+	(402, 0, 'Enforcement state unknown', NULL),
+	(402, 1, 'Enforcement started', NULL),
+	(402, 2, 'Enforcement waiting for content', NULL),
+	(402, 3, 'Waiting for another installation to complete', NULL),
+	(402, 4, 'Waiting for maintenance window before installing', NULL),
+	(402, 5, 'Restart required before installing', NULL),
+	(402, 6, 'General failure', NULL),
+	(402, 7, 'Pending installation', NULL),
+	(402, 8, 'Installing update', NULL),
+	(402, 9, 'Pending system restart', NULL),
+	(402, 10, 'Successfully installed update', NULL),
+	(402, 11, 'Failed to install update', NULL),
+	(402, 12, 'Downloading update', NULL),
+	(402, 13, 'Downloaded update', NULL),
+	(402, 14, 'Failed to download update', NULL),
+	(500, 0, 'Detection state unknown', NULL),
+	(500, 1, 'Update is not required', NULL),
+	(500, 2, 'Update is required', NULL),
+	(500, 3, 'Update is installed', NULL),
+	(501, 0, 'Scan state unknown', NULL),
+	(501, 1, 'Scan is waiting for content', NULL),
+	(501, 2, 'Scan is running', NULL),
+	(501, 3, 'Scan completed', NULL),
+	(501, 4, 'Scan is pending retry', NULL),
+	(501, 5, 'Scan failed', NULL),
+	(501, 6, 'Scan completed with errors', NULL),
+	(700, 2, 'Resynchronization complete', 'state_msg''s own (not ConfigMgr''s): the resync-complete message that ends a client''s resynchronization answer'),
+	(800, 100, 'Client deployment started', NULL),
+	(800, 101, 'Waiting for download', NULL),
+	(800, 102, 'Deployment scheduled', NULL),
+	(800, 103, 'Waiting for the window before deploying', NULL),
+	(800, 104, 'Deployment skipped', NULL),
+	(800, 301, 'Client deployment failed: unknown failure', NULL),
+	(800, 302, 'Client deployment failed: ccmsetup service could not be created', NULL),
+	(800, 303, 'Client deployment failed: ccmsetup service could not be deleted', NULL),
+	(800, 304, 'Client deployment failed: file-based write filter', NULL),
+	(800, 305, 'Client deployment failed: native mode not supported on this operating system', NULL),
+	(800, 306, 'Client deployment failed: download process failed', NULL),
+	(800, 307, 'Client deployment failed: bad command line', NULL),
+	(800, 308, 'Client deployment failed: WinHTTP download failed', NULL),
+	(800, 309, 'Client deployment failed: BITS download failed', NULL),
+	(800, 310, 'Client deployment failed: BITS installation failed', NULL),
+	(800, 311, 'Client deployment failed: prerequisite not signed by Microsoft', NULL),
+	(800, 312, 'Client deployment failed: disk full', NULL),
+	(800, 313, 'Client deployment failed: client.msi installation error', NULL),
+	(800, 314, 'Client deployment failed: ccmsetup.xml error', NULL),
+	(800, 315, 'Client deployment failed: client certificate error', NULL),
+	(800, 316, 'Client deployment failed: prerequisite not signed by Microsoft', NULL),
+	(800, 317, 'Client deployment failed: restart required', NULL),
+	(800, 318, 'Client deployment failed: management point and client versions do not match', NULL),
+	(800, 319, 'Client deployment failed: operating system or service pack not supported', NULL),
+	(800, 320, 'Client deployment failed: deployment not supported', NULL),
+	(800, 321, 'Client deployment failed: BITS missing', NULL),
+	(800, 322, 'Client deployment failed: source folder unavailable', NULL),
+	(800, 323, 'Client deployment failed: App-V not supported', NULL),
+	(800, 324, 'Client deployment failed: incorrect site version', NULL),
+	(800, 325, 'Client deployment failed: prerequisite hash mismatch', NULL),
+	(800, 326, 'Client deployment failed: MDM deregistration failed', NULL),
+	(800, 327, 'Client deployment failed: MDM registration detected', NULL),
+	(800, 328, 'Client deployment failed: Intune detected', NULL),
+	(800, 329, 'Client deployment failed: metered network', NULL),
+	(800, 400, 'Client deployment succeeded', NULL),
+	(800, 401, 'Client deployment succeeded: restart required', NULL),
+	(800, 402, 'Client deployment succeeded: restarted', NULL),
+	(800, 500, 'Client assignment started', NULL),
+	(800, 601, 'Client assignment failed: unknown failure', NULL),
+	(800, 602, 'Client assignment failed: invalid site code', NULL),
+	(800, 603, 'Client assignment failed: could not assign to management point', NULL),
+	(800, 604, 'Client assignment failed: no default management point', NULL),
+	(800, 605, 'Client assignment failed: site signing certificate', NULL),
+	(800, 606, 'Client assignment failed: site code auto-discovery failed', NULL),
+	(800, 607, 'Client assignment failed: client version higher than site', NULL),
+	(800, 608, 'Client assignment failed: site version from directory or locator', NULL),
+	(800, 609, 'Client assignment failed: client version', NULL),
+	(800, 700, 'Client assignment succeeded', NULL),
+	(810, 100, 'Co-management enrollment status', NULL),
+	(810, 101, 'Co-management enrollment scheduled', NULL),
+	(810, 102, 'Co-management enrollment canceled', NULL),
+	(810, 105, 'Co-management enrollment started', NULL),
+	(810, 106, 'Co-management enrollment succeeded: not provisioned', NULL),
+	(810, 107, 'Co-management enrollment succeeded and provisioned', NULL),
+	(810, 108, 'Co-management enrollment: no active user', NULL),
+	(810, 110, 'Co-management enrollment failed', NULL),
+	(1000, 1, 'Client is communicating with the management point', NULL),
+	(1000, 2, 'Client failed to communicate with the management point', NULL),
+	(1001, 1, 'Client retrieved certificate from local store', NULL),
+	(1001, 2, 'Client failed to retrieve certificate from local store', NULL),
+	(1100, 1, 'Client not ready for native mode', NULL),
+	(1100, 2, 'Client ready for native mode', NULL),
+	(1300, 1, 'Client health: success', NULL),
+	(1300, 2, 'Client health: not successful', NULL),
+	(1600, 1, 'User affinity set', NULL),
+	(1600, 2, 'User affinity removed', NULL),
+	(1660, 1, 'Sensor off', NULL),
+	(1660, 2, 'Sensor on', NULL),
+	(2001, 1, 'Endpoint protection: unmanaged', NULL),
+	(2001, 2, 'Endpoint protection: waiting for install', NULL),
+	(2001, 3, 'Endpoint protection: managed', NULL),
+	(2001, 4, 'Endpoint protection: install failed', NULL),
+	(2001, 5, 'Endpoint protection: reboot pending', NULL),
+	(2001, 6, 'Endpoint protection: not supported', NULL),
+	(2001, 7, 'Endpoint protection: co-managed', NULL),
+	(2002, 1, 'Endpoint protection policy application succeeded', NULL),
+	(2002, 2, 'Endpoint protection policy application failed', NULL),
+	(2003, 1, 'Client action not applicable', NULL),
+	(2003, 2, 'Client action failed', NULL),
+	(2003, 3, 'Client action succeeded', NULL);
+
+-- The catalog: the user's names, then the shipped names the user left alone
+CREATE VIEW state_msg.state_names AS
+SELECT u.topic_type, u.state_id, u.state_name, u.state_description
+FROM state_msg.user_state_names u
+WHERE NOT u.deleted
+UNION ALL
+SELECT s.topic_type, s.state_id, s.state_name, s.state_description
+FROM state_msg.shipped_state_names s
+WHERE NOT EXISTS (SELECT FROM state_msg.user_state_names u
+				  WHERE u.topic_type OPERATOR(pg_catalog.=) s.topic_type
+					AND u.state_id OPERATOR(pg_catalog.=) s.state_id);
+COMMENT ON VIEW state_msg.state_names IS
+	'The state names catalog (ConfigMgr''s v_StateNames): the shipped names, as users added, edited and deleted them; INSERT, UPDATE and DELETE write user_state_names';
+COMMENT ON COLUMN state_msg.state_names.topic_type IS
+	'The topic type (500 update detection, 402 CI enforcement, ...)';
+COMMENT ON COLUMN state_msg.state_names.state_id IS
+	'The state id within the topic type';
+COMMENT ON COLUMN state_msg.state_names.state_name IS
+	'The state''s name';
+COMMENT ON COLUMN state_msg.state_names.state_description IS
+	'A description, or NULL';
+
+/*
+ * INSERT, UPDATE and DELETE on state_names, as they would act on a table
+ * with the key (topic_type, state_id) and state_name NOT NULL:
+ * - INSERT of a key state_names shows already fails (23505); otherwise the
+ *   row becomes the user's (replacing a tombstone of a deleted shipped name).
+ * - UPDATE writes the whole new row as the user's; a key cannot change
+ *   (0A000: delete the row and insert the new one).
+ * - DELETE of a shipped name leaves a tombstone, of a user's own name
+ *   removes it.
+ * A row concurrently deleted by another transaction is not updated or
+ * deleted again (the statement counts it as not affected).
+ */
+CREATE FUNCTION state_msg.state_names_write()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	touched bigint;
+BEGIN
+	IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+		IF EXISTS (SELECT FROM state_msg.shipped_state_names s
+				   WHERE s.topic_type OPERATOR(pg_catalog.=) OLD.topic_type
+					 AND s.state_id OPERATOR(pg_catalog.=) OLD.state_id) THEN
+			INSERT INTO state_msg.user_state_names AS u
+				(topic_type, state_id, state_name, state_description, deleted)
+			VALUES (OLD.topic_type, OLD.state_id, NULL, NULL, true)
+			ON CONFLICT (topic_type, state_id) DO UPDATE
+				SET state_name = NULL, state_description = NULL, deleted = true
+				WHERE NOT u.deleted;
+		ELSE
+			DELETE FROM state_msg.user_state_names u
+			WHERE u.topic_type OPERATOR(pg_catalog.=) OLD.topic_type
+			  AND u.state_id OPERATOR(pg_catalog.=) OLD.state_id
+			  AND NOT u.deleted;
+		END IF;
+		GET DIAGNOSTICS touched = ROW_COUNT;
+		IF touched OPERATOR(pg_catalog.=) 0 THEN
+			RETURN NULL;
+		END IF;
+		RETURN OLD;
+	END IF;
+
+	IF NEW.topic_type IS NULL OR NEW.state_id IS NULL OR NEW.state_name IS NULL THEN
+		RAISE EXCEPTION 'null value in column "%" of view "state_names"',
+			CASE WHEN NEW.topic_type IS NULL THEN 'topic_type'
+				 WHEN NEW.state_id IS NULL THEN 'state_id'
+				 ELSE 'state_name' END
+			USING ERRCODE = 'not_null_violation';
+	END IF;
+
+	IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+		IF NEW.topic_type OPERATOR(pg_catalog.<>) OLD.topic_type
+		   OR NEW.state_id OPERATOR(pg_catalog.<>) OLD.state_id THEN
+			RAISE EXCEPTION 'cannot change the topic_type or state_id of a state name'
+				USING ERRCODE = 'feature_not_supported',
+					  HINT = 'Delete the name and insert one with the new key.';
+		END IF;
+		INSERT INTO state_msg.user_state_names AS u
+			(topic_type, state_id, state_name, state_description, deleted)
+		VALUES (NEW.topic_type, NEW.state_id, NEW.state_name, NEW.state_description, false)
+		ON CONFLICT (topic_type, state_id) DO UPDATE
+			SET state_name = EXCLUDED.state_name,
+				state_description = EXCLUDED.state_description
+			WHERE NOT u.deleted;
+		GET DIAGNOSTICS touched = ROW_COUNT;
+		IF touched OPERATOR(pg_catalog.=) 0 THEN
+			RETURN NULL;
+		END IF;
+		RETURN NEW;
+	END IF;
+
+	-- INSERT: over a tombstone, or a key nobody has
+	UPDATE state_msg.user_state_names u
+	SET state_name = NEW.state_name, state_description = NEW.state_description,
+		deleted = false
+	WHERE u.topic_type OPERATOR(pg_catalog.=) NEW.topic_type
+	  AND u.state_id OPERATOR(pg_catalog.=) NEW.state_id
+	  AND u.deleted;
+	IF NOT FOUND THEN
+		IF EXISTS (SELECT FROM state_msg.user_state_names u
+				   WHERE u.topic_type OPERATOR(pg_catalog.=) NEW.topic_type
+					 AND u.state_id OPERATOR(pg_catalog.=) NEW.state_id)
+		   OR EXISTS (SELECT FROM state_msg.shipped_state_names s
+					  WHERE s.topic_type OPERATOR(pg_catalog.=) NEW.topic_type
+						AND s.state_id OPERATOR(pg_catalog.=) NEW.state_id) THEN
+			RAISE EXCEPTION 'state name for topic type % and state id % already exists',
+				NEW.topic_type, NEW.state_id
+				USING ERRCODE = 'unique_violation',
+					  HINT = 'Use UPDATE to change it.';
+		END IF;
+		-- a concurrent insert of the same key makes this fail with 23505 too
+		INSERT INTO state_msg.user_state_names
+			(topic_type, state_id, state_name, state_description, deleted)
+		VALUES (NEW.topic_type, NEW.state_id, NEW.state_name, NEW.state_description, false);
+	END IF;
+	RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION state_msg.state_names_write() FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.state_names_write() IS
+	'Trigger function of state_names (INSTEAD OF INSERT, UPDATE, DELETE): writes the user''s additions, edits and deletions (tombstones) to user_state_names, with the caller''s rights';
+
+CREATE TRIGGER state_names_write
+	INSTEAD OF INSERT OR UPDATE OR DELETE ON state_msg.state_names
+	FOR EACH ROW EXECUTE FUNCTION state_msg.state_names_write();
+COMMENT ON TRIGGER state_names_write ON state_msg.state_names IS
+	'Turns INSERT, UPDATE and DELETE on state_names into writes of user_state_names';
+
+-- ConfigMgr's v_StateNames, its column names folded to lower case
+CREATE VIEW state_msg.v_statenames AS
+SELECT n.topic_type AS topictype,
+	   n.state_id AS stateid,
+	   n.state_name AS statename,
+	   n.state_description AS statedescription
+FROM state_msg.state_names n;
+COMMENT ON VIEW state_msg.v_statenames IS
+	'ConfigMgr''s v_StateNames over state_names, its column names folded to lower case, so unquoted ConfigMgr queries run unchanged (read only)';
+COMMENT ON COLUMN state_msg.v_statenames.topictype IS 'TopicType (state_names.topic_type)';
+COMMENT ON COLUMN state_msg.v_statenames.stateid IS 'StateID (state_names.state_id)';
+COMMENT ON COLUMN state_msg.v_statenames.statename IS 'StateName (state_names.state_name)';
+COMMENT ON COLUMN state_msg.v_statenames.statedescription IS 'StateDescription (state_names.state_description)';
+
+REVOKE ALL ON state_msg.shipped_state_names, state_msg.user_state_names,
+	state_msg.state_names, state_msg.v_statenames FROM PUBLIC;
+GRANT SELECT ON state_msg.shipped_state_names, state_msg.user_state_names,
+	state_msg.state_names, state_msg.v_statenames TO state_msg_reader;
+GRANT INSERT, UPDATE, DELETE ON state_msg.state_names, state_msg.user_state_names
+	TO state_msg_operator;
+
+/*
+ * The one definition of an enforcement failure: a CI enforcement (402)
+ * state of 6 (general failure), 11 (failed to install) or 14 (failed to
+ * download).  client_compliance.failed and update_compliance's
+ * enforcement_failed both count with it.  SQL, immutable and without SET,
+ * so the planner inlines it into state_id = ANY ('{6,11,14}').
+ */
+CREATE FUNCTION state_msg.is_enforcement_failure(state_id integer)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN state_id OPERATOR(pg_catalog.=) ANY ('{6,11,14}'::integer[]);
+REVOKE ALL ON FUNCTION state_msg.is_enforcement_failure(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION state_msg.is_enforcement_failure(integer) TO state_msg_reader;
+COMMENT ON FUNCTION state_msg.is_enforcement_failure(integer) IS
+	'Is a CI enforcement (topic type 402) state a failure: 6 general failure, 11 failed to install, 14 failed to download';
+
+/*
+ * Per client, from its current states: updates required (500/2) and
+ * installed (500/3), and CI enforcements (402) whose current state is a
+ * failure.  Every client is listed, with zeros if it sent none of these.
+ * A lateral subquery per client reads that client's 402 and 500 rows
+ * through client_state's primary key, so a query for one client probes
+ * clients' primary key and then client_state's, and reads nothing else.
+ */
+CREATE VIEW state_msg.client_compliance AS
+SELECT c.client_id, s.required, s.installed, s.failed
+FROM state_msg.clients c
+CROSS JOIN LATERAL (
+	SELECT pg_catalog.count(*) FILTER (
+			   WHERE cs.topic_type OPERATOR(pg_catalog.=) 500
+				 AND cs.state_id OPERATOR(pg_catalog.=) 2) AS required,
+		   pg_catalog.count(*) FILTER (
+			   WHERE cs.topic_type OPERATOR(pg_catalog.=) 500
+				 AND cs.state_id OPERATOR(pg_catalog.=) 3) AS installed,
+		   pg_catalog.count(*) FILTER (
+			   WHERE cs.topic_type OPERATOR(pg_catalog.=) 402
+				 AND state_msg.is_enforcement_failure(cs.state_id)) AS failed
+	FROM state_msg.client_state cs
+	WHERE cs.client_id OPERATOR(pg_catalog.=) c.client_id
+	  AND cs.topic_type OPERATOR(pg_catalog.=) ANY ('{402,500}'::integer[])) AS s;
+REVOKE ALL ON state_msg.client_compliance FROM PUBLIC;
+GRANT SELECT ON state_msg.client_compliance TO state_msg_reader;
+COMMENT ON VIEW state_msg.client_compliance IS
+	'Per client, from its current states: updates required (500/2), installed (500/3) and failed (402 enforcements whose state is_enforcement_failure()); every client, zeros included';
+COMMENT ON COLUMN state_msg.client_compliance.client_id IS
+	'The client (clients.client_id)';
+COMMENT ON COLUMN state_msg.client_compliance.required IS
+	'Updates whose current detection state (topic type 500) is 2, required';
+COMMENT ON COLUMN state_msg.client_compliance.installed IS
+	'Updates whose current detection state (topic type 500) is 3, installed';
+COMMENT ON COLUMN state_msg.client_compliance.failed IS
+	'CI enforcements (topic type 402) whose current state is a failure (6, 11 or 14; is_enforcement_failure())';
+
+/*
+ * Clients silent for at least silent_for: judged by last_processed_time,
+ * the engine clock when a batch last processed a message of the client
+ * (any verdict but rejected), against the engine clock now.  Both are the
+ * server's clock: last_message_time is the client's own clock (and only
+ * for serialized messages), so a skewed or relayed client would look
+ * silent or alive wrongly.  A clients row without a processed message
+ * (none the engine writes: rows inserted by hand) is listed too, with
+ * NULL times.  Caller's rights: readers read clients.
+ */
+CREATE FUNCTION state_msg.unknown_clients(silent_for interval DEFAULT '7 days')
+RETURNS TABLE (client_id text, last_processed_time timestamptz, silent interval)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	clock_now timestamptz := state_msg.engine_now();
+BEGIN
+	IF silent_for IS NULL THEN
+		RAISE EXCEPTION 'silent_for must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF silent_for OPERATOR(pg_catalog.<) interval '0' THEN
+		RAISE EXCEPTION 'silent_for must not be negative'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN QUERY
+	SELECT c.client_id::text, c.last_processed_time,
+		   clock_now OPERATOR(pg_catalog.-) c.last_processed_time
+	FROM state_msg.clients c
+	WHERE c.last_processed_time IS NULL
+	   OR c.last_processed_time OPERATOR(pg_catalog.<=) (clock_now OPERATOR(pg_catalog.-) silent_for)
+	ORDER BY c.last_processed_time NULLS FIRST, c.client_id;
+END
+$$;
+REVOKE ALL ON FUNCTION state_msg.unknown_clients(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION state_msg.unknown_clients(interval) TO state_msg_reader;
+COMMENT ON FUNCTION state_msg.unknown_clients(interval) IS
+	'Clients with no message processed for at least silent_for (default 7 days) by the engine clock, and clients without any: client_id, last_processed_time, silent (engine clock minus it); longest silent first';

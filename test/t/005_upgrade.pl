@@ -132,9 +132,14 @@ SELECT 'clients', (client_id, next_serial_number, serial_epoch, messages_process
 				   unserialized_messages, last_resync_issued_time,
 				   last_resync_client_completed_time, resync_requests_issued)::text
 FROM state_msg.clients
-UNION ALL SELECT 'state', s::text FROM state_msg.client_state s
+UNION ALL SELECT 'state', (s.client_id, s.topic_type, s.topic_id, s.topic_id_type,
+						   s.state_id, s.criticality, s.serial_number, s.serial_epoch,
+						   s.message_time, s.processed_at, s.user_params, s.source)::text
+FROM state_msg.client_state s
 UNION ALL SELECT 'range', m::text FROM state_msg.missing_ranges m
-UNION ALL SELECT 'request', r::text FROM state_msg.resync_requests r
+UNION ALL SELECT 'request', (r.request_id, r.client_id, r.reason, r.issued_at,
+							 r.completed_at)::text
+FROM state_msg.resync_requests r
 UNION ALL SELECT 'rejected', (j.reason, j.sqlstate, j.client_id)::text
 FROM state_msg.rejected_messages j
 ORDER BY 1, 2
