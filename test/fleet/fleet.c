@@ -1734,41 +1734,40 @@ mid_cycle(int32_t sim, bool check)
 	free(claimed);
 }
 
-static const char *backup_tables[] = {"clients", "client_state",
-"missing_ranges", "resync_requests", "rejected_messages"};
-
 /*
- * site-restore: the backup copies the extension's five tables (what
- * pg_dump keeps); the restore puts them back, as a data-only restore of
- * the backup would, and the model goes back to its snapshot.
+ * site-restore: the backup copies every table pg_dump keeps of the
+ * extension (its configuration tables: clients, client_state,
+ * missing_ranges, resync_requests, rejected_messages and whatever a
+ * release adds) into a schema of its own; the restore empties them and
+ * puts the copies back with triggers off, as pg_restore --data-only
+ * --disable-triggers of a dump taken then would, and the model goes back
+ * to its snapshot.
  */
 static Server *backup;
 
 static void
 site_backup(void)
 {
-	char		sql[256];
-
 	backup = model_snapshot();
 	if (opt_dry_run)
 		return;
 	sync_clock();
-	run_command("DROP SCHEMA IF EXISTS fleet_backup CASCADE");
-	run_command("CREATE SCHEMA fleet_backup");
-	for (int i = 0; i < 5; i++)
-	{
-		snprintf(sql, sizeof(sql),
-				 "CREATE TABLE fleet_backup.%s AS TABLE state_msg.%s",
-				 backup_tables[i], backup_tables[i]);
-		run_command(sql);
-	}
+	run_command("DROP SCHEMA IF EXISTS fleet_backup CASCADE;"
+				"CREATE SCHEMA fleet_backup;"
+				"CREATE TABLE fleet_backup.tables AS"
+				" SELECT row_number() OVER (ORDER BY c.oid) AS n, c.oid::regclass AS rel"
+				" FROM pg_extension e, unnest(e.extconfig) AS x(oid)"
+				" JOIN pg_class c ON c.oid = x.oid"
+				" WHERE e.extname = 'state_msg' AND c.relkind IN ('r', 'p');"
+				"DO $$DECLARE t record; BEGIN"
+				" FOR t IN SELECT n, rel FROM fleet_backup.tables LOOP"
+				"  EXECUTE format('CREATE TABLE fleet_backup.t%s AS TABLE %s', t.n, t.rel);"
+				" END LOOP; END$$");
 }
 
 static void
 site_restore(void)
 {
-	char		sql[256];
-
 	for (int i = 0; i < opt_clients; i++)
 	{
 		Server	   *c = &clients[i].srv;
@@ -1781,20 +1780,17 @@ site_restore(void)
 	free(backup);
 	if (opt_dry_run)
 		return;
-	run_command("BEGIN");
-	run_command("TRUNCATE state_msg.clients, state_msg.client_state,"
-				" state_msg.missing_ranges, state_msg.resync_requests,"
-				" state_msg.rejected_messages");
-	for (int i = 0; i < 5; i++)
-	{
-		snprintf(sql, sizeof(sql),
-				 "INSERT INTO state_msg.%s OVERRIDING SYSTEM VALUE"
-				 " SELECT * FROM fleet_backup.%s",
-				 backup_tables[i], backup_tables[i]);
-		run_command(sql);
-	}
-	run_command("COMMIT");
-	run_command("DROP SCHEMA fleet_backup CASCADE");
+	run_command("BEGIN;"
+				"SET LOCAL session_replication_role = replica;"
+				"DO $$DECLARE t record; BEGIN"
+				" EXECUTE (SELECT 'TRUNCATE ' || string_agg(rel::text, ', ')"
+				"  FROM fleet_backup.tables);"
+				" FOR t IN SELECT n, rel FROM fleet_backup.tables LOOP"
+				"  EXECUTE format('INSERT INTO %s OVERRIDING SYSTEM VALUE"
+				" SELECT * FROM fleet_backup.t%s', t.rel, t.n);"
+				" END LOOP; END$$;"
+				"COMMIT;"
+				"DROP SCHEMA fleet_backup CASCADE");
 }
 
 /* ---------------------------------------------------------------------- */
