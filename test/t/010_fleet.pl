@@ -32,14 +32,16 @@ $node->append_conf('postgresql.conf', qq{
 synchronous_commit = off
 });
 $node->start;
+# every run starts from an empty database with the extension: a copy
+$node->safe_psql('postgres', 'CREATE DATABASE fleet_template');
+$node->safe_psql('fleet_template', 'CREATE EXTENSION state_msg');
 
 # One run of the simulator on a fresh database; returns its output lines
 sub simulate
 {
 	my ($name, @args) = @_;
 	my $db = $name =~ s/\W/_/gr;
-	$node->safe_psql('postgres', "CREATE DATABASE $db");
-	$node->safe_psql($db, 'CREATE EXTENSION state_msg');
+	$node->safe_psql('postgres', "CREATE DATABASE $db TEMPLATE fleet_template");
 	my ($out, $err) = ('', '');
 	my $ok = IPC::Run::run(
 		[
