@@ -82,6 +82,7 @@ static uint64_t opt_seed = 1;
 static bool opt_via_report = false;
 static bool opt_batch_cycle = false;
 static int	opt_updates = 20;
+static double opt_required = 0.5;	/* share of updates a client requires */
 static double opt_loss = 0.02, opt_late = 0.05, opt_dup = 0.01;
 static double opt_reinstall = 0.02, opt_offline = 0.02, opt_storm = 0.3;
 static double opt_rate = 6;			/* background messages per client per day */
@@ -1439,7 +1440,8 @@ patch_tuesday(Client *cl, int k, int32_t base, Msg *out, int *n)
 		for (int u = 0; u < opt_updates; u++)
 		{
 			double		x = rng_unit(r);
-			int			state = x < 0.4 ? 1 : x < 0.9 ? 2 : 3;
+			int			state = x < opt_required ? 2 :
+				x < opt_required + (1 - opt_required) / 5 ? 3 : 1;
 
 			raise_msg(out, n, TOPIC_UPDATES + u, state, t + 300 + rng_below(r, 300));
 			if (state == 2)
@@ -2206,7 +2208,7 @@ usage(void)
 	printf("usage: fleet --dbname DB [--host H] [--port P] [--user U]\n"
 		   "  --clients N (200) --days D (4) --scenario rollout|patch-tuesday|resync-storm|site-restore\n"
 		   "  --seed S (1) --via inbox|report (inbox) --batch upload|cycle (upload)\n"
-		   "  --updates N (20) --rate R (6 background messages per client per day)\n"
+		   "  --updates N (20) --required F (0.5) --rate R (6 everyday messages per client and day)\n"
 		   "  --loss F (0.02) --late F (0.05) --late-max CYCLES (8) --duplicate F (0.01)\n"
 		   "  --reinstall F (0.02) --offline F (0.02) --storm F (0.3)\n"
 		   "  --check-every CYCLES (1) --no-settle --dry-run --max-diffs N (10) --verbose\n"
@@ -2273,6 +2275,8 @@ parse_args(int argc, char **argv)
 			opt_seed = strtoull(v, NULL, 10);
 		else if (strcmp(a, "--updates") == 0)
 			opt_updates = (int) parse_int(a, v, 0, 1000);
+		else if (strcmp(a, "--required") == 0)
+			opt_required = parse_share(a, v);
 		else if (strcmp(a, "--rate") == 0)
 			opt_rate = strtod(v, NULL);
 		else if (strcmp(a, "--loss") == 0)
