@@ -56,7 +56,7 @@ sub simulate
 	ok($ok, "$name: exit status 0");
 	note($_) for @lines;
 	views($name, $db, $out);
-	return $db;
+	return $out;
 }
 
 # The monitoring views after the final resync: only the clients that never
@@ -112,10 +112,14 @@ simulate('resync_storm', qw(--scenario resync-storm --clients 250 --days 4
 	  --seed 3 --batch cycle --storm 0.4 --check-every 4));
 simulate('site_restore', qw(--scenario site-restore --clients 200 --days 4
 	  --seed 4 --batch cycle --check-every 4));
-# rough weather: many more lost, late, doubled uploads and reinstalls
-simulate('rough', qw(--scenario resync-storm --clients 120 --days 4 --seed 5
-	  --batch cycle --loss 0.1 --late 0.2 --duplicate 0.05 --reinstall 0.15
-	  --offline 0.05 --rate 12 --check-every 2));
+# rough weather: many more lost, late, doubled uploads and reinstalls, and
+# six days, so that the requests of the storm's silent clients are
+# reissued (three days after the two-day age)
+my $rough = simulate('rough', qw(--scenario resync-storm --clients 120 --days 6
+	  --seed 5 --batch cycle --loss 0.1 --late 0.2 --duplicate 0.05
+	  --reinstall 0.15 --offline 0.05 --rate 12 --check-every 2));
+my ($reissued) = $rough =~ /(\d+) reissued by check cycles/;
+ok($reissued && $reissued > 0, "rough: requests reissued (@{[ $reissued // 'none' ]})");
 
 SKIP:
 {
