@@ -43,7 +43,7 @@ VALUES ('C1', 1, 500, 'u1', 2, '2026-11-10 10:00+00'),
 	   ('C2', 3, 402, 'u2', 11, '2026-11-10 10:00+00'),
 	   ('C2', 4, 402, 'u2', 10, '2026-11-10 10:05+00'),
 	   ('C3', 1, 800, 'deploy', 400, '2026-11-10 10:00+00');
-INSERT INTO state_msg.clients (client_id) VALUES ('C4');
+INSERT INTO state_msg.clients (client_id, netbios_name) VALUES ('C4', 'WKS-0004');
 
 SELECT * FROM state_msg.client_compliance ORDER BY client_id;
 SELECT * FROM state_msg.client_compliance WHERE client_id = 'C1';
@@ -84,7 +84,7 @@ SELECT state_msg.ingest('C1', 11, 500, 'u1', -1, '2026-11-10 10:00+00');
 RESET client_min_messages;
 
 CREATE TEMP VIEW silent AS
-SELECT client_id,
+SELECT client_id, netbios_name,
 	   last_processed_time IS NULL AS never,
 	   silent IS NOT NULL AND silent >= interval '7 days' AS over_7_days,
 	   pg_catalog.round(extract(epoch FROM silent) / 86400) AS days

@@ -29,8 +29,9 @@ INSERT INTO state_msg.inbox VALUES ('C1', 4, 500, 'u', 0, 2, 0, '2026-11-10 10:0
 COPY state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time) FROM stdin;
 C1	5	500	u	2	2026-11-10 10:04+00
 \.
+-- (without a column list, a field for every column, the 1.1 ones too)
 COPY state_msg.inbox FROM stdin;
-C1	6	500	u	0	2	0	2026-11-10 10:05+00	{p}	mp
+C1	6	500	u	0	2	0	2026-11-10 10:05+00	{p}	mp	\N	\N	\N	\N	\N	\N	\N
 \.
 SELECT * FROM c;
 SELECT serial_number, user_params, source FROM state_msg.client_state WHERE client_id = 'C1';
@@ -40,7 +41,8 @@ BEGIN;
 ALTER TABLE state_msg.inbox DROP COLUMN source;
 ALTER TABLE state_msg.inbox ADD COLUMN source text DEFAULT 'fsp';
 ALTER TABLE state_msg.inbox ADD COLUMN extra int;
-INSERT INTO state_msg.inbox VALUES ('C2', 1, 500, 'u', 0, 2, 0, '2026-11-10 10:00+00', NULL, 'mp', 42);
+INSERT INTO state_msg.inbox VALUES ('C2', 1, 500, 'u', 0, 2, 0, '2026-11-10 10:00+00', NULL,
+	NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'mp', 42);
 INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time)
 VALUES ('C2', 2, 500, 'v', 2, '2026-11-10 10:01+00');
 SELECT topic_id, source FROM state_msg.client_state WHERE client_id = 'C2' ORDER BY topic_id;

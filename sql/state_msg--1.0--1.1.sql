@@ -687,6 +687,178 @@ GRANT EXECUTE ON FUNCTION state_msg.run_resync_check(timestamptz),
 	TO state_msg_operator;
 
 -- ---------------------------------------------------------------------
+-- columns: message fields of XML reports
+-- ---------------------------------------------------------------------
+
+/*
+ * What a message carries besides the 1.0 fields (domain.md sections 1 and
+ * 2): the topic's user and SID, the typed state details, the report's
+ * priority, and the client's NetBIOS name and version from the report
+ * header.  All optional (NULL for none).  The inbox's trigger finds them by
+ * name and reads an absent one as NULL, so rows and tables without them
+ * still work; ingest() takes them as trailing arguments (below).  New
+ * columns of existing tables: NULL in the rows 1.0 stored, no rewrite.
+ */
+ALTER TABLE state_msg.inbox
+	ADD COLUMN user_name text,
+	ADD COLUMN user_sid text,
+	ADD COLUMN state_details_type integer,
+	ADD COLUMN state_details text,
+	ADD COLUMN priority integer,
+	ADD COLUMN netbios_name text,
+	ADD COLUMN client_version text;
+ALTER TABLE state_msg.client_state
+	ADD COLUMN user_name text,
+	ADD COLUMN user_sid text,
+	ADD COLUMN state_details_type integer,
+	ADD COLUMN state_details text,
+	ADD COLUMN priority integer;
+ALTER TABLE state_msg.clients
+	ADD COLUMN netbios_name text,
+	ADD COLUMN client_version text;
+ALTER TABLE state_msg.rejected_messages
+	ADD COLUMN user_name text,
+	ADD COLUMN user_sid text,
+	ADD COLUMN state_details_type integer,
+	ADD COLUMN state_details text,
+	ADD COLUMN priority integer,
+	ADD COLUMN netbios_name text,
+	ADD COLUMN client_version text;
+
+COMMENT ON COLUMN state_msg.inbox.user_name IS
+	'The topic''s user (the Topic element''s User attribute), at most 512 bytes; NULL for none';
+COMMENT ON COLUMN state_msg.inbox.user_sid IS
+	'The user''s SID (UserSID), at most 256 bytes; NULL for none';
+COMMENT ON COLUMN state_msg.inbox.state_details_type IS
+	'The Type of the state details; NULL for none';
+COMMENT ON COLUMN state_msg.inbox.state_details IS
+	'The state details (StateDetails), at most state_msg.max_state_details_size bytes; NULL for none';
+COMMENT ON COLUMN state_msg.inbox.priority IS
+	'The report''s priority, at least 0; NULL for none';
+COMMENT ON COLUMN state_msg.inbox.netbios_name IS
+	'The client''s NetBIOS name from the report header, at most 256 bytes; the latest non-NULL one is kept in clients';
+COMMENT ON COLUMN state_msg.inbox.client_version IS
+	'The client''s version from the report header, at most 256 bytes; the latest non-NULL one is kept in clients';
+
+COMMENT ON COLUMN state_msg.client_state.user_name IS
+	'The current state''s message''s user, as sent; NULL for none';
+COMMENT ON COLUMN state_msg.client_state.user_sid IS
+	'The current state''s message''s user SID, as sent; NULL for none';
+COMMENT ON COLUMN state_msg.client_state.state_details_type IS
+	'The Type of the current state''s message''s state details; NULL for none';
+COMMENT ON COLUMN state_msg.client_state.state_details IS
+	'The current state''s message''s state details, as sent (stored in TOAST when large); NULL for none';
+COMMENT ON COLUMN state_msg.client_state.priority IS
+	'The priority of the report that carried the current state''s message; NULL for none';
+
+COMMENT ON COLUMN state_msg.clients.netbios_name IS
+	'The client''s NetBIOS name: the latest non-NULL one its messages carried, in arrival order; NULL until one did';
+COMMENT ON COLUMN state_msg.clients.client_version IS
+	'The client''s version: the latest non-NULL one its messages carried, in arrival order; NULL until one did';
+
+COMMENT ON COLUMN state_msg.rejected_messages.user_name IS
+	'The user as given';
+COMMENT ON COLUMN state_msg.rejected_messages.user_sid IS
+	'The user SID as given';
+COMMENT ON COLUMN state_msg.rejected_messages.state_details_type IS
+	'The state details'' type as given';
+COMMENT ON COLUMN state_msg.rejected_messages.state_details IS
+	'The state details as given';
+COMMENT ON COLUMN state_msg.rejected_messages.priority IS
+	'The priority as given';
+COMMENT ON COLUMN state_msg.rejected_messages.netbios_name IS
+	'The NetBIOS name as given';
+COMMENT ON COLUMN state_msg.rejected_messages.client_version IS
+	'The client version as given';
+
+/*
+ * ingest() takes the new fields as trailing arguments, DEFAULT NULL, so that
+ * every 1.0 call (positional or named) means what it meant.  A function's
+ * arguments cannot be changed in place: the 1.0 function is dropped and
+ * created again, with the same grants and rights.  That fails where user
+ * objects depend on it (a SQL function with a BEGIN ATOMIC body calling it):
+ * refused first with a message naming them.  Grants of EXECUTE a user made
+ * on the 1.0 function to other roles are not carried over (a grant made
+ * by this script would count as the extension's own, and pg_dump would then
+ * not keep it): a warning lists them, to be granted again.
+ */
+DO $$
+DECLARE
+	old_ingest pg_catalog.oid := pg_catalog.to_regprocedure(
+		'state_msg.ingest(text, bigint, integer, text, integer, timestamptz, integer, integer, text[], text)');
+	dependents text;
+	grants text;
+BEGIN
+	SELECT pg_catalog.string_agg(pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid),
+								 ', ' ORDER BY 1)
+	INTO dependents
+	FROM pg_catalog.pg_depend d
+	WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+	  AND d.refobjid OPERATOR(pg_catalog.=) old_ingest
+	  AND d.deptype OPERATOR(pg_catalog.=) 'n';
+	IF dependents IS NOT NULL THEN
+		RAISE EXCEPTION 'cannot update state_msg.ingest() while other objects depend on it'
+			USING ERRCODE = 'dependent_objects_still_exist',
+				  DETAIL = pg_catalog.format('Release 1.1 adds arguments to it, which drops and creates it again; depending on it: %s.', dependents),
+				  HINT = 'Drop those objects, update the extension, then create them again.';
+	END IF;
+
+	SELECT pg_catalog.string_agg(pg_catalog.format('GRANT EXECUTE ON FUNCTION state_msg.ingest TO %s;',
+							 CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+							 ELSE pg_catalog.quote_ident(r.rolname) END),
+								 ' ' ORDER BY 1)
+	INTO grants
+	FROM pg_catalog.pg_proc p,
+		 LATERAL pg_catalog.aclexplode(p.proacl) a
+		 LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+	WHERE p.oid OPERATOR(pg_catalog.=) old_ingest
+	  AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+	  AND (r.rolname IS NULL OR r.rolname OPERATOR(pg_catalog.<>) 'state_msg_writer');
+	IF grants IS NOT NULL THEN
+		RAISE WARNING 'grants on state_msg.ingest() are not carried over to its 1.1 arguments'
+			USING DETAIL = 'The function is created again with the extension''s own grants only.',
+				  HINT = pg_catalog.format('Grant them again once the update is done: %s', grants);
+	END IF;
+END
+$$;
+
+DROP FUNCTION state_msg.ingest(text, bigint, integer, text, integer,
+	timestamptz, integer, integer, text[], text);
+
+CREATE FUNCTION state_msg.ingest(
+	client_id text,
+	serial_number bigint,
+	topic_type integer,
+	topic_id text,
+	state_id integer,
+	message_time timestamptz,
+	topic_id_type integer DEFAULT 0,
+	criticality integer DEFAULT 0,
+	user_params text[] DEFAULT NULL,
+	source text DEFAULT 'mp',
+	user_name text DEFAULT NULL,
+	user_sid text DEFAULT NULL,
+	state_details_type integer DEFAULT NULL,
+	state_details text DEFAULT NULL,
+	priority integer DEFAULT NULL,
+	netbios_name text DEFAULT NULL,
+	client_version text DEFAULT NULL)
+RETURNS state_msg.verdict
+AS 'MODULE_PATHNAME', 'state_msg_ingest'
+LANGUAGE C VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION state_msg.ingest(text, bigint, integer, text, integer,
+	timestamptz, integer, integer, text[], text, text, text, integer, text,
+	integer, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION state_msg.ingest(text, bigint, integer, text, integer,
+	timestamptz, integer, integer, text[], text, text, text, integer, text,
+	integer, text, text) TO state_msg_writer;
+COMMENT ON FUNCTION state_msg.ingest(text, bigint, integer, text, integer,
+	timestamptz, integer, integer, text[], text, text, text, integer, text,
+	integer, text, text) IS
+	'Process one message, as one inbox row would be, and return its verdict';
+
+-- ---------------------------------------------------------------------
 -- Resync requests delivered to the clients (issue 8, section 1): a
 -- management point claims them, answers a client's policy check, and
 -- listens on state_msg_resync
@@ -1128,7 +1300,7 @@ COMMENT ON FUNCTION state_msg.is_enforcement_failure(integer) IS
  * clients' primary key and then client_state's, and reads nothing else.
  */
 CREATE VIEW state_msg.client_compliance AS
-SELECT c.client_id, s.required, s.installed, s.failed
+SELECT c.client_id, c.netbios_name, s.required, s.installed, s.failed
 FROM state_msg.clients c
 CROSS JOIN LATERAL (
 	SELECT pg_catalog.count(*) FILTER (
@@ -1146,9 +1318,11 @@ CROSS JOIN LATERAL (
 REVOKE ALL ON state_msg.client_compliance FROM PUBLIC;
 GRANT SELECT ON state_msg.client_compliance TO state_msg_reader;
 COMMENT ON VIEW state_msg.client_compliance IS
-	'Per client, from its current states: updates required (500/2), installed (500/3) and failed (402 enforcements whose state is_enforcement_failure()); every client, zeros included';
+	'Per client (with its NetBIOS name), from its current states: updates required (500/2), installed (500/3) and failed (402 enforcements whose state is_enforcement_failure()); every client, zeros included';
 COMMENT ON COLUMN state_msg.client_compliance.client_id IS
 	'The client (clients.client_id)';
+COMMENT ON COLUMN state_msg.client_compliance.netbios_name IS
+	'The client''s NetBIOS name, the latest it reported (clients.netbios_name)';
 COMMENT ON COLUMN state_msg.client_compliance.required IS
 	'Updates whose current detection state (topic type 500) is 2, required';
 COMMENT ON COLUMN state_msg.client_compliance.installed IS
@@ -1167,7 +1341,8 @@ COMMENT ON COLUMN state_msg.client_compliance.failed IS
  * NULL times.  Caller's rights: readers read clients.
  */
 CREATE FUNCTION state_msg.unknown_clients(silent_for interval DEFAULT '7 days')
-RETURNS TABLE (client_id text, last_processed_time timestamptz, silent interval)
+RETURNS TABLE (client_id text, netbios_name text, last_processed_time timestamptz,
+			   silent interval)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1183,7 +1358,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	RETURN QUERY
-	SELECT c.client_id::text, c.last_processed_time,
+	SELECT c.client_id::text, c.netbios_name, c.last_processed_time,
 		   clock_now OPERATOR(pg_catalog.-) c.last_processed_time
 	FROM state_msg.clients c
 	WHERE c.last_processed_time IS NULL
@@ -1194,4 +1369,4 @@ $$;
 REVOKE ALL ON FUNCTION state_msg.unknown_clients(interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION state_msg.unknown_clients(interval) TO state_msg_reader;
 COMMENT ON FUNCTION state_msg.unknown_clients(interval) IS
-	'Clients with no message processed for at least silent_for (default 7 days) by the engine clock, and clients without any: client_id, last_processed_time, silent (engine clock minus it); longest silent first';
+	'Clients with no message processed for at least silent_for (default 7 days) by the engine clock, and clients without any: client_id, netbios_name, last_processed_time, silent (engine clock minus it); longest silent first';

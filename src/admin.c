@@ -60,7 +60,8 @@ static const char *purge_sql =
 static const char *read_rejected_sql =
 "SELECT j.rejected_id, j.client_id, j.serial_number, j.topic_type,"
 " j.topic_id, j.topic_id_type, j.state_id, j.criticality, j.message_time,"
-" j.user_params, j.source"
+" j.user_params, j.source, j.user_name, j.user_sid, j.state_details_type,"
+" j.state_details, j.priority, j.netbios_name, j.client_version"
 " FROM state_msg.rejected_messages j"
 " WHERE j.rejected_id OPERATOR(pg_catalog.=) ANY ($1)"
 " ORDER BY j.rejected_id FOR UPDATE";
@@ -244,8 +245,6 @@ state_msg_retry_rejected(PG_FUNCTION_ARGS)
 		MemoryContextReset(row_context);
 		id = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &id_null);
 		for (int col = 0; col < INBOX_NATTS; col++)
-			isnull[col] = true;
-		for (int col = 0; col <= INBOX_SOURCE; col++)	/* TODO 1.1 columns */
 			values[col] = SPI_getbinval(rows->vals[i], rows->tupdesc, col + 2,
 										&isnull[col]);
 		if (sm_message_check(values, isnull, (int64) i + 1, &msg, &sqlstate,

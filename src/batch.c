@@ -26,6 +26,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/tupdesc.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_operator.h"
@@ -34,6 +35,7 @@
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/tuplesort.h"
@@ -79,6 +81,13 @@ enum
 	WORK_MESSAGE_TIME,
 	WORK_USER_PARAMS,
 	WORK_SOURCE,
+	WORK_USER_NAME,
+	WORK_USER_SID,
+	WORK_STATE_DETAILS_TYPE,
+	WORK_STATE_DETAILS,
+	WORK_PRIORITY,
+	WORK_NETBIOS_NAME,
+	WORK_CLIENT_VERSION,
 	WORK_NATTS
 };
 
@@ -99,6 +108,8 @@ struct MessageBatch
 	StateMessage *messages;		/* in context, grown as needed */
 	int			nmessages;
 	int			maxmessages;
+	Size		toasted_bytes;	/* raw size of the chunk's state details
+								 * held as TOAST pointers */
 };
 
 
@@ -166,6 +177,13 @@ sm_batch_begin(void)
 	TupleDescInitEntry(desc, WORK_MESSAGE_TIME + 1, "message_time", TIMESTAMPTZOID, -1, 0);
 	TupleDescInitEntry(desc, WORK_USER_PARAMS + 1, "user_params", TEXTARRAYOID, -1, 0);
 	TupleDescInitEntry(desc, WORK_SOURCE + 1, "source", TEXTOID, -1, 0);
+	TupleDescInitEntry(desc, WORK_USER_NAME + 1, "user_name", TEXTOID, -1, 0);
+	TupleDescInitEntry(desc, WORK_USER_SID + 1, "user_sid", TEXTOID, -1, 0);
+	TupleDescInitEntry(desc, WORK_STATE_DETAILS_TYPE + 1, "state_details_type", INT4OID, -1, 0);
+	TupleDescInitEntry(desc, WORK_STATE_DETAILS + 1, "state_details", TEXTOID, -1, 0);
+	TupleDescInitEntry(desc, WORK_PRIORITY + 1, "priority", INT4OID, -1, 0);
+	TupleDescInitEntry(desc, WORK_NETBIOS_NAME + 1, "netbios_name", TEXTOID, -1, 0);
+	TupleDescInitEntry(desc, WORK_CLIENT_VERSION + 1, "client_version", TEXTOID, -1, 0);
 	batch->work_desc = desc;
 	batch->put_slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
 	batch->get_slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
@@ -219,7 +237,27 @@ quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 	sm_store_rejected(values, isnull, batch->rows, sqlstate, reason);
 }
 
-/* Queue a validated message for sm_batch_finish(), in the sort by client */
+/* A C string as a text datum, NULL for none */
+static void
+put_text(TupleTableSlot *slot, int col, const char *s)
+{
+	slot->tts_isnull[col] = (s == NULL);
+	slot->tts_values[col] = s == NULL ? (Datum) 0 : CStringGetTextDatum(s);
+}
+
+/* A text datum as a C string, NULL for none */
+static char *
+get_text(TupleTableSlot *slot, int col)
+{
+	return slot->tts_isnull[col] ? NULL :
+		TextDatumGetCString(slot->tts_values[col]);
+}
+
+/*
+ * Queue a validated message for sm_batch_finish(), in the sort by client.
+ * The sort copies the row, state_details as the datum it is: a TOAST
+ * pointer stays a pointer (see message_from_slot()).
+ */
 static void
 put_message(MessageBatch *batch, const StateMessage *msg)
 {
@@ -240,6 +278,16 @@ put_message(MessageBatch *batch, const StateMessage *msg)
 	slot->tts_values[WORK_USER_PARAMS] = msg->user_params;
 	slot->tts_isnull[WORK_USER_PARAMS] = (msg->user_params == (Datum) 0);
 	slot->tts_values[WORK_SOURCE] = CStringGetTextDatum(msg->source);
+	put_text(slot, WORK_USER_NAME, msg->user_name);
+	put_text(slot, WORK_USER_SID, msg->user_sid);
+	slot->tts_values[WORK_STATE_DETAILS_TYPE] = Int32GetDatum(msg->state_details_type);
+	slot->tts_isnull[WORK_STATE_DETAILS_TYPE] = !msg->has_state_details_type;
+	slot->tts_values[WORK_STATE_DETAILS] = msg->state_details;
+	slot->tts_isnull[WORK_STATE_DETAILS] = (msg->state_details == (Datum) 0);
+	slot->tts_values[WORK_PRIORITY] = Int32GetDatum(msg->priority);
+	slot->tts_isnull[WORK_PRIORITY] = !msg->has_priority;
+	put_text(slot, WORK_NETBIOS_NAME, msg->netbios_name);
+	put_text(slot, WORK_CLIENT_VERSION, msg->client_version);
 	ExecStoreVirtualTuple(slot);
 	tuplesort_puttupleslot(batch->sort, slot);
 }
@@ -303,9 +351,23 @@ same_client(TupleTableSlot *slot, const char *client_id)
 		memcmp(VARDATA_ANY(id), client_id, len) == 0;
 }
 
-/* Copy the sorted work row in get_slot into a StateMessage */
+/*
+ * Copy the sorted work row in get_slot into a StateMessage, in the chunk's
+ * memory (the slot's row goes with the next one).  state_details is copied
+ * as the datum it is: a value in line (compressed or not) takes its size in
+ * the chunk's memory, a TOAST pointer only the pointer's, and is counted in
+ * toasted_bytes instead.  Such a pointer stays valid for as long as the
+ * batch runs: it was read by the statement that runs the batch (the
+ * inbox's INSERT, the call of ingest() or of retry_rejected()), whose
+ * snapshot keeps vacuum from removing the value, and a TOAST value is read
+ * whatever later deleted its row (the batch may replace the client_state
+ * row it came from, retry_rejected() deletes the rejected_messages row it
+ * read).  Writing it to client_state detoasts it one row at a time and
+ * stores a copy in client_state's own TOAST table.
+ */
 static void
-message_from_slot(TupleTableSlot *slot, StateMessage *msg)
+message_from_slot(MessageBatch *batch, TupleTableSlot *slot,
+				  StateMessage *msg)
 {
 	Datum	   *v;
 	bool	   *n;
@@ -326,6 +388,23 @@ message_from_slot(TupleTableSlot *slot, StateMessage *msg)
 	msg->user_params = n[WORK_USER_PARAMS] ? (Datum) 0 :
 		PointerGetDatum(PG_DETOAST_DATUM_COPY(v[WORK_USER_PARAMS]));
 	msg->source = TextDatumGetCString(v[WORK_SOURCE]);
+	msg->user_name = get_text(slot, WORK_USER_NAME);
+	msg->user_sid = get_text(slot, WORK_USER_SID);
+	msg->has_state_details_type = !n[WORK_STATE_DETAILS_TYPE];
+	msg->state_details_type = msg->has_state_details_type ?
+		DatumGetInt32(v[WORK_STATE_DETAILS_TYPE]) : 0;
+	msg->state_details = (Datum) 0;
+	if (!n[WORK_STATE_DETAILS])
+	{
+		msg->state_details = datumCopy(v[WORK_STATE_DETAILS], false, -1);
+		if (VARATT_IS_EXTERNAL(DatumGetPointer(msg->state_details)))
+			batch->toasted_bytes +=
+				toast_raw_datum_size(msg->state_details) - VARHDRSZ;
+	}
+	msg->has_priority = !n[WORK_PRIORITY];
+	msg->priority = msg->has_priority ? DatumGetInt32(v[WORK_PRIORITY]) : 0;
+	msg->netbios_name = get_text(slot, WORK_NETBIOS_NAME);
+	msg->client_version = get_text(slot, WORK_CLIENT_VERSION);
 	msg->effective_time = msg->message_time;
 	msg->clock_skewed = false;
 	msg->verdict = VERDICT_REJECTED;
@@ -354,6 +433,11 @@ track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 	Assert(nmsgs > 0);
 	for (int i = 0; i < nmsgs; i++)
 	{
+		/* the latest non-NULL header values, whatever the verdict */
+		if (msgs[i].netbios_name != NULL)
+			track->netbios_name = msgs[i].netbios_name;
+		if (msgs[i].client_version != NULL)
+			track->client_version = msgs[i].client_version;
 		msgs[i].effective_time = sm_effective_time(msgs[i].message_time, now);
 		msgs[i].clock_skewed = (msgs[i].effective_time != msgs[i].message_time);
 		if (msgs[i].clock_skewed)
@@ -422,7 +506,7 @@ flush_chunk(MessageBatch *batch)
 		}
 	}
 	starts[ntracks] = nmsgs;
-	elog(DEBUG2, "state_msg: chunk of %d messages from %d clients",
+	elog(DEBUG1, "state_msg: chunk of %d messages from %d clients",
 		 nmsgs, ntracks);
 
 	sm_store_load_clients(tracks, ntracks, msgs, starts);
@@ -456,19 +540,23 @@ flush_chunk(MessageBatch *batch)
 	tuplestore_end(decided_states);
 
 	batch->nmessages = 0;
+	batch->toasted_bytes = 0;
 	MemoryContextReset(batch->chunk_context);
 }
 
 /*
- * Bytes the chunk being gathered holds: its messages' fields and their
- * entries in the message array (whose spare capacity is not counted, or
- * one large chunk would make every later one look full).
+ * Bytes the chunk being gathered holds: its messages' fields (state
+ * details in line included) and their entries in the message array (whose
+ * spare capacity is not counted, or one large chunk would make every later
+ * one look full), plus the full size of the state details it holds as
+ * TOAST pointers, which its writes read whole, one row at a time.
  */
 static Size
 chunk_bytes(MessageBatch *batch)
 {
 	return MemoryContextMemAllocated(batch->chunk_context, true) +
-		(Size) batch->nmessages * sizeof(StateMessage);
+		(Size) batch->nmessages * sizeof(StateMessage) +
+		batch->toasted_bytes;
 }
 
 /*
@@ -515,7 +603,8 @@ sm_batch_finish(MessageBatch *batch, int64 *counts)
 			batch->messages = repalloc(batch->messages,
 									   batch->maxmessages * sizeof(StateMessage));
 		}
-		message_from_slot(batch->get_slot, &batch->messages[batch->nmessages++]);
+		message_from_slot(batch, batch->get_slot,
+						  &batch->messages[batch->nmessages++]);
 	}
 	if (batch->nmessages > 0)
 		flush_chunk(batch);

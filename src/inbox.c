@@ -63,7 +63,7 @@ StaticAssertDecl(lengthof(inbox_columns) == INBOX_NATTS,
 				 "one definition per inbox column");
 
 #define INBOX_COLUMNS_DETAIL \
-	"state_msg.inbox_process() reads client_id text, serial_number bigint, topic_type integer, topic_id text, topic_id_type integer, state_id integer, criticality integer, message_time timestamptz, user_params text[] and source text, by name; columns it does not know are ignored."
+	"state_msg.inbox_process() reads client_id text, serial_number bigint, topic_type integer, topic_id text, topic_id_type integer, state_id integer, criticality integer, message_time timestamptz, user_params text[] and source text, and if present user_name text, user_sid text, state_details_type integer, state_details text, priority integer, netbios_name text and client_version text, by name; columns it does not know are ignored."
 
 /*
  * Find each inbox column in a table by name, skipping dropped attributes, so
@@ -212,8 +212,11 @@ PG_FUNCTION_INFO_V1(state_msg_ingest);
 
 /*
  * ingest(client_id, serial_number, topic_type, topic_id, state_id,
- *		  message_time, topic_id_type, criticality, user_params, source)
- * processes one message and returns its verdict.
+ *		  message_time, topic_id_type, criticality, user_params, source,
+ *		  user_name, user_sid, state_details_type, state_details, priority,
+ *		  netbios_name, client_version)
+ * processes one message and returns its verdict.  Arguments the SQL
+ * declaration lacks (the 1.0 one had the first ten) read as NULL.
  */
 Datum
 state_msg_ingest(PG_FUNCTION_ARGS)
@@ -223,7 +226,9 @@ state_msg_ingest(PG_FUNCTION_ARGS)
 		INBOX_CLIENT_ID, INBOX_SERIAL_NUMBER, INBOX_TOPIC_TYPE,
 		INBOX_TOPIC_ID, INBOX_STATE_ID, INBOX_MESSAGE_TIME,
 		INBOX_TOPIC_ID_TYPE, INBOX_CRITICALITY, INBOX_USER_PARAMS,
-		INBOX_SOURCE
+		INBOX_SOURCE, INBOX_USER_NAME, INBOX_USER_SID,
+		INBOX_STATE_DETAILS_TYPE, INBOX_STATE_DETAILS, INBOX_PRIORITY,
+		INBOX_NETBIOS_NAME, INBOX_CLIENT_VERSION
 	};
 	Datum		values[INBOX_NATTS];
 	bool		isnull[INBOX_NATTS];
@@ -231,8 +236,13 @@ state_msg_ingest(PG_FUNCTION_ARGS)
 	Verdict		verdict;
 
 	for (int i = 0; i < INBOX_NATTS; i++)
+	{
+		values[i] = (Datum) 0;
 		isnull[i] = true;
-	for (int i = 0; i < (int) lengthof(arg_column); i++)
+	}
+	StaticAssertStmt(lengthof(arg_column) == INBOX_NATTS,
+					 "an argument per inbox column");
+	for (int i = 0; i < Min((int) lengthof(arg_column), PG_NARGS()); i++)
 	{
 		values[arg_column[i]] = PG_GETARG_DATUM(i);
 		isnull[arg_column[i]] = PG_ARGISNULL(i);

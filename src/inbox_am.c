@@ -14,6 +14,11 @@
  * processing trigger, in a session_replication_role it does not fire in, or
  * from a logical replication worker, which fires no statement triggers.
  *
+ * Values are never toasted here: there is no TOAST table, nothing is kept.
+ * The transition table holds each value as the executor produced it: in
+ * line, or a TOAST pointer into the table an INSERT ... SELECT read it from,
+ * which the batch keeps as a pointer while it runs (see batch.c).
+ *
  * Inserted slots get no TID.  Hence row-level AFTER triggers see no NEW row
  * and foreign keys of the table are not checked; and indexes are refused,
  * since every entry would carry that same invalid TID (CREATE INDEX

@@ -368,6 +368,51 @@ check_int(Datum *values, bool *isnull, InboxColumn col, const char *field,
 	return true;
 }
 
+/*
+ * Check an optional text field: NULL (none) or at most maxbytes bytes, the
+ * length read from the datum's header, so an oversized value is refused
+ * without being detoasted.  Kept as given otherwise (empty included).
+ */
+static bool
+check_optional_text(Datum *values, bool *isnull, InboxColumn col,
+					const char *field, int maxbytes, char **out,
+					int *sqlstate, char **reason)
+{
+	*out = NULL;
+	if (isnull[col])
+		return true;
+	if (toast_raw_datum_size(values[col]) - VARHDRSZ > (Size) maxbytes)
+		return reject(sqlstate, reason, ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
+					  psprintf("%s is longer than %d bytes", field, maxbytes));
+	*out = TextDatumGetCString(values[col]);
+	return true;
+}
+
+/*
+ * Check the optional state details: NULL (none) or at most
+ * state_msg.max_state_details_size bytes.  The size comes from the datum's
+ * header (a TOAST pointer's, or a compressed value's raw size), and the
+ * value itself is kept as the datum it is, maybe still toasted: nothing of
+ * a large payload is read or copied here.
+ */
+static bool
+check_state_details(Datum *values, bool *isnull, Datum *out,
+					int *sqlstate, char **reason)
+{
+	Size		size;
+
+	*out = (Datum) 0;
+	if (isnull[INBOX_STATE_DETAILS])
+		return true;
+	size = toast_raw_datum_size(values[INBOX_STATE_DETAILS]) - VARHDRSZ;
+	if (size > (Size) sm_max_state_details_size)
+		return reject(sqlstate, reason, ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
+					  psprintf("state_details is larger than state_msg.max_state_details_size (%d bytes): %zu bytes",
+							   sm_max_state_details_size, size));
+	*out = values[INBOX_STATE_DETAILS];
+	return true;
+}
+
 /* Check the optional user parameters: a flat text array of at most five */
 static bool
 check_user_params(Datum *values, bool *isnull, Datum *out,
@@ -407,7 +452,9 @@ check_user_params(Datum *values, bool *isnull, Datum *out,
 /*
  * Validate one inbox row and fill *msg.  On failure returns false with the
  * SQLSTATE and a sentence saying which field was wrong and how.  Every
- * column but serial_number and user_params is required.
+ * column but serial_number, user_params and the optional ones of release
+ * 1.1 (user_name and after) is required.  msg->state_details is the given
+ * datum itself, not a copy: the caller keeps it valid while msg is used.
  */
 bool
 sm_message_check(Datum *values, bool *isnull, int64 row_number,
@@ -473,6 +520,36 @@ sm_message_check(Datum *values, bool *isnull, int64 row_number,
 	if (strcmp(msg->source, "mp") != 0 && strcmp(msg->source, "fsp") != 0)
 		return reject(sqlstate, reason, ERRCODE_INVALID_PARAMETER_VALUE,
 					  pstrdup("source must be 'mp' or 'fsp'"));
+
+	if (!check_optional_text(values, isnull, INBOX_USER_NAME, "user_name",
+							 SM_MAX_USER_NAME_BYTES, &msg->user_name,
+							 sqlstate, reason) ||
+		!check_optional_text(values, isnull, INBOX_USER_SID, "user_sid",
+							 SM_MAX_USER_SID_BYTES, &msg->user_sid,
+							 sqlstate, reason))
+		return false;
+	msg->has_state_details_type = !isnull[INBOX_STATE_DETAILS_TYPE];
+	if (msg->has_state_details_type)
+		msg->state_details_type =
+			DatumGetInt32(values[INBOX_STATE_DETAILS_TYPE]);
+	if (!check_state_details(values, isnull, &msg->state_details,
+							 sqlstate, reason))
+		return false;
+	msg->has_priority = !isnull[INBOX_PRIORITY];
+	if (msg->has_priority)
+	{
+		msg->priority = DatumGetInt32(values[INBOX_PRIORITY]);
+		if (msg->priority < 0)
+			return reject(sqlstate, reason, ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+						  pstrdup("priority must not be negative"));
+	}
+	if (!check_optional_text(values, isnull, INBOX_NETBIOS_NAME,
+							 "netbios_name", SM_MAX_NETBIOS_NAME_BYTES,
+							 &msg->netbios_name, sqlstate, reason) ||
+		!check_optional_text(values, isnull, INBOX_CLIENT_VERSION,
+							 "client_version", SM_MAX_CLIENT_VERSION_BYTES,
+							 &msg->client_version, sqlstate, reason))
+		return false;
 
 	msg->verdict = VERDICT_REJECTED;	/* until processed */
 	return true;

@@ -18,6 +18,7 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "state_msg.h"
@@ -37,6 +38,7 @@ double		sm_keep_rejected_messages = 30 * 24 * 60;
 int			sm_on_bad_message = BAD_MESSAGE_QUARANTINE;
 int			sm_batch_chunk_size = 32768;
 int			sm_batch_chunk_memory = 64 * 1024;	/* kB */
+int			sm_max_state_details_size = 1024 * 1024;	/* bytes */
 
 static const struct config_enum_entry bad_message_options[] = {
 	{"quarantine", BAD_MESSAGE_QUARANTINE, false},
@@ -112,6 +114,18 @@ _PG_init(void)
 							&sm_batch_chunk_memory,
 							64 * 1024, 1024, 1024 * 1024,
 							PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	/*
+	 * PGC_SUSET: it bounds what the owner-rights batch stores for any
+	 * writer.  Up to the largest value a text can hold.
+	 */
+	DefineCustomIntVariable("state_msg.max_state_details_size",
+							"Largest state details a message may carry, in bytes.",
+							"A message with larger state details is rejected (quarantined, or an error under on_bad_message = error).",
+							&sm_max_state_details_size,
+							1024 * 1024, 0, MaxAllocSize - VARHDRSZ,
+							PGC_SUSET, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("state_msg");

@@ -28,6 +28,18 @@
 #define SM_MAX_USER_PARAM_LEN	4096	/* characters */
 #define SM_MAX_SERIAL			(INT64CONST(1) << 48)
 
+/*
+ * Limits on the optional fields of release 1.1, in bytes: far above what
+ * Windows allows (a user principal name, a SID string of 15 sub-authorities,
+ * a NetBIOS or DNS host name, a version string), low enough that a bad
+ * relay cannot make every state row large.  state_details is limited by
+ * state_msg.max_state_details_size.
+ */
+#define SM_MAX_USER_NAME_BYTES	512
+#define SM_MAX_USER_SID_BYTES	256
+#define SM_MAX_NETBIOS_NAME_BYTES 256
+#define SM_MAX_CLIENT_VERSION_BYTES 256
+
 /* The resync-complete message: topic type 700, state id 2 */
 #define SM_RESYNC_TOPIC_TYPE	700
 #define SM_RESYNC_COMPLETE_STATE 2
@@ -195,6 +207,9 @@ typedef struct ClientTrack
 	StateMessage *stored;		/* if so, client_state's rows, as messages
 								 * sorted by topic */
 	int			nstored;
+	/* the latest non-NULL of each in the chunk, in arrival order, or NULL */
+	char	   *netbios_name;
+	char	   *client_version;
 } ClientTrack;
 
 /* state_msg.c: settings and the engine clock */
@@ -207,6 +222,7 @@ extern double sm_keep_rejected_messages;
 extern int	sm_on_bad_message;
 extern int	sm_batch_chunk_size;
 extern int	sm_batch_chunk_memory;
+extern int	sm_max_state_details_size;
 extern int64 sm_duration_usecs(double minutes);
 extern TimestampTz sm_engine_now(void);
 extern TimestampTz sm_effective_time(TimestampTz message_time,

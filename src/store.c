@@ -24,6 +24,9 @@
 
 #include "state_msg.h"
 
+/* Columns of sm_states rows (STATE_COLUMNS) */
+#define SM_STATE_NATTS 17
+
 /*
  * The columns of state_msg.clients a batch reads and writes back, in this
  * order (enum ClientColumn).
@@ -52,7 +55,9 @@ typedef enum ClientColumn
 	CC_RESYNC_REQUESTS_ISSUED,
 	CC_LAST_RESYNC_ISSUED_TIME,
 	CC_LAST_RESYNC_COMPLETED_TIME,
-	CC_LAST_PROCESSED_TIME,		/* written, not read */
+	CC_LAST_PROCESSED_TIME,		/* written, not read, as the rest */
+	CC_NETBIOS_NAME,
+	CC_CLIENT_VERSION,
 	CC_NATTS
 } ClientColumn;
 
@@ -128,12 +133,18 @@ static const char *load_ranges_sql =
  * Write the clients back.  Every row exists (the batch locked or created
  * it), so this "upsert" always updates: written so that the primary key,
  * not a join the planner chooses from a cached plan, finds each client.
- * Every value is the client's new one, computed in C under its row lock.
+ * Every value is the client's new one, computed in C under its row lock,
+ * but the NetBIOS name and client version, which keep the stored value
+ * where the chunk had none (NULL): they are not read.
  */
 static const char *update_clients_sql =
-"INSERT INTO state_msg.clients AS c (" CLIENT_COLUMNS ", last_processed_time)"
-" SELECT " CLIENT_COLUMNS ", last_processed_time FROM sm_client_updates"
+"INSERT INTO state_msg.clients AS c (" CLIENT_COLUMNS ", last_processed_time,"
+" netbios_name, client_version)"
+" SELECT " CLIENT_COLUMNS ", last_processed_time, netbios_name, client_version"
+" FROM sm_client_updates"
 " ON CONFLICT (client_id) DO UPDATE SET"
+" netbios_name = COALESCE(excluded.netbios_name, c.netbios_name),"
+" client_version = COALESCE(excluded.client_version, c.client_version),"
 " next_serial_number = excluded.next_serial_number,"
 " serial_epoch = excluded.serial_epoch,"
 " serial_epoch_started = excluded.serial_epoch_started,"
@@ -177,20 +188,23 @@ static const char *insert_ranges_sql =
  * state_msg.is_newer_state()); and an upsert replacing what the fold
  * decided against the stored rows.
  */
+#define STATE_COLUMNS \
+" client_id, topic_type, topic_id, topic_id_type, state_id, criticality," \
+" serial_number, serial_epoch, message_time, processed_at, user_params, source," \
+" user_name, user_sid, state_details_type, state_details, priority"
 #define INSERT_STATES \
-"INSERT INTO state_msg.client_state AS s" \
-" (client_id, topic_type, topic_id, topic_id_type, state_id, criticality," \
-" serial_number, serial_epoch, message_time, processed_at, user_params, source)" \
-" SELECT client_id, topic_type, topic_id, topic_id_type, state_id, criticality," \
-" serial_number, serial_epoch, message_time, processed_at, user_params, source" \
-" FROM sm_states"
+"INSERT INTO state_msg.client_state AS s (" STATE_COLUMNS ")" \
+" SELECT" STATE_COLUMNS " FROM sm_states"
 #define ON_CONFLICT_REPLACE_STATE \
 " ON CONFLICT (client_id, topic_type, topic_id) DO UPDATE SET" \
 " topic_id_type = excluded.topic_id_type, state_id = excluded.state_id," \
 " criticality = excluded.criticality, serial_number = excluded.serial_number," \
 " serial_epoch = excluded.serial_epoch, message_time = excluded.message_time," \
 " processed_at = excluded.processed_at, user_params = excluded.user_params," \
-" source = excluded.source"
+" source = excluded.source, user_name = excluded.user_name," \
+" user_sid = excluded.user_sid," \
+" state_details_type = excluded.state_details_type," \
+" state_details = excluded.state_details, priority = excluded.priority"
 
 static const char *insert_states_sql = INSERT_STATES;
 
@@ -241,11 +255,15 @@ static const char *insert_reset_requests_sql =
 " pg_catalog.unnest($2::pg_catalog.timestamptz[]),"
 " pg_catalog.unnest($3::pg_catalog.timestamptz[])) AS r(id, issued, completed)";
 
+/* The inbox's columns follow the first three, in InboxColumn order */
 static const char *reject_sql =
 "INSERT INTO state_msg.rejected_messages (rejected_at, reason, sqlstate,"
 " row_number, client_id, serial_number, topic_type, topic_id, topic_id_type,"
-" state_id, criticality, message_time, user_params, source)"
-" VALUES ($14, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+" state_id, criticality, message_time, user_params, source, user_name,"
+" user_sid, state_details_type, state_details, priority, netbios_name,"
+" client_version)"
+" VALUES ($21, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+" $15, $16, $17, $18, $19, $20)";
 
 /*
  * Prepare sql once per backend and keep the plan.  Statements get a generic
@@ -577,11 +595,11 @@ sm_store_load_clients(ClientTrack *tracks, int ntracks, StateMessage *msgs,
 	store_load_ranges(tracks, ntracks, msgs, starts);
 }
 
-/* The descriptor of sm_states rows: the columns of INSERT_STATES */
+/* The descriptor of sm_states rows: STATE_COLUMNS */
 TupleDesc
 sm_store_states_desc(void)
 {
-	TupleDesc	desc = CreateTemplateTupleDesc(12);
+	TupleDesc	desc = CreateTemplateTupleDesc(SM_STATE_NATTS);
 
 	TupleDescInitEntry(desc, 1, "client_id", TEXTOID, -1, 0);
 	TupleDescInitEntry(desc, 2, "topic_type", INT4OID, -1, 0);
@@ -595,6 +613,11 @@ sm_store_states_desc(void)
 	TupleDescInitEntry(desc, 10, "processed_at", TIMESTAMPTZOID, -1, 0);
 	TupleDescInitEntry(desc, 11, "user_params", TEXTARRAYOID, -1, 0);
 	TupleDescInitEntry(desc, 12, "source", TEXTOID, -1, 0);
+	TupleDescInitEntry(desc, 13, "user_name", TEXTOID, -1, 0);
+	TupleDescInitEntry(desc, 14, "user_sid", TEXTOID, -1, 0);
+	TupleDescInitEntry(desc, 15, "state_details_type", INT4OID, -1, 0);
+	TupleDescInitEntry(desc, 16, "state_details", TEXTOID, -1, 0);
+	TupleDescInitEntry(desc, 17, "priority", INT4OID, -1, 0);
 	return desc;
 }
 
@@ -603,8 +626,8 @@ void
 sm_store_put_state(Tuplestorestate *store, TupleDesc desc, StateMessage *msg,
 				TimestampTz now)
 {
-	Datum		v[12];
-	bool		n[12] = {false};
+	Datum		v[SM_STATE_NATTS];
+	bool		n[SM_STATE_NATTS] = {false};
 
 	v[0] = CStringGetTextDatum(msg->client_id);
 	v[1] = Int32GetDatum(msg->topic_type);
@@ -620,6 +643,17 @@ sm_store_put_state(Tuplestorestate *store, TupleDesc desc, StateMessage *msg,
 	v[10] = msg->user_params;
 	n[10] = (msg->user_params == (Datum) 0);
 	v[11] = CStringGetTextDatum(msg->source);
+	v[12] = msg->user_name ? CStringGetTextDatum(msg->user_name) : (Datum) 0;
+	n[12] = (msg->user_name == NULL);
+	v[13] = msg->user_sid ? CStringGetTextDatum(msg->user_sid) : (Datum) 0;
+	n[13] = (msg->user_sid == NULL);
+	v[14] = Int32GetDatum(msg->state_details_type);
+	n[14] = !msg->has_state_details_type;
+	/* as the datum it is: a TOAST pointer is detoasted by the insert */
+	v[15] = msg->state_details;
+	n[15] = (msg->state_details == (Datum) 0);
+	v[16] = Int32GetDatum(msg->priority);
+	n[16] = !msg->has_priority;
 	tuplestore_putvalues(store, desc, v, n);
 }
 
@@ -649,6 +683,8 @@ client_updates_desc(void)
 		[CC_LAST_RESYNC_ISSUED_TIME] = {"last_resync_issued_time", TIMESTAMPTZOID},
 		[CC_LAST_RESYNC_COMPLETED_TIME] = {"last_resync_client_completed_time", TIMESTAMPTZOID},
 		[CC_LAST_PROCESSED_TIME] = {"last_processed_time", TIMESTAMPTZOID},
+		[CC_NETBIOS_NAME] = {"netbios_name", TEXTOID},
+		[CC_CLIENT_VERSION] = {"client_version", TEXTOID},
 	};
 
 	for (int i = 0; i < CC_NATTS; i++)
@@ -685,6 +721,12 @@ put_client(Tuplestorestate *store, TupleDesc desc, ClientTrack *t,
 	v[CC_LAST_RESYNC_COMPLETED_TIME] = TimestampTzGetDatum(t->last_completed);
 	n[CC_LAST_RESYNC_COMPLETED_TIME] = !t->has_last_completed;
 	v[CC_LAST_PROCESSED_TIME] = TimestampTzGetDatum(now);
+	v[CC_NETBIOS_NAME] = t->netbios_name ?
+		CStringGetTextDatum(t->netbios_name) : (Datum) 0;
+	n[CC_NETBIOS_NAME] = (t->netbios_name == NULL);
+	v[CC_CLIENT_VERSION] = t->client_version ?
+		CStringGetTextDatum(t->client_version) : (Datum) 0;
+	n[CC_CLIENT_VERSION] = (t->client_version == NULL);
 	tuplestore_putvalues(store, desc, v, n);
 }
 
@@ -1025,28 +1067,36 @@ sm_store_load_states(ClientTrack *tracks, int ntracks)
 	}
 }
 
-/* Store a bad row in state_msg.rejected_messages, as given */
+/*
+ * Store a bad row in state_msg.rejected_messages, as given (a large
+ * state_details too: the insert detoasts and stores it)
+ */
 void
 sm_store_rejected(Datum *values, bool *isnull, int64 row_number, int sqlstate,
 			   const char *reason)
 {
-	static Oid	argtypes[] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, INT8OID,
-		INT4OID, TEXTOID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID,
-	TEXTARRAYOID, TEXTOID, TIMESTAMPTZOID};
-	Datum		args[14];
-	char		nulls[14];
+	static Oid	argtypes[] = {TEXTOID, TEXTOID, INT8OID,
+		/* the inbox's columns, in InboxColumn order */
+		TEXTOID, INT8OID, INT4OID, TEXTOID, INT4OID, INT4OID, INT4OID,
+		TIMESTAMPTZOID, TEXTARRAYOID, TEXTOID,
+		TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
+	TIMESTAMPTZOID};
+	Datum		args[3 + INBOX_NATTS + 1];
+	char		nulls[3 + INBOX_NATTS + 1];
 
+	StaticAssertStmt(lengthof(argtypes) == 3 + INBOX_NATTS + 1,
+					 "a parameter per inbox column");
 	args[0] = CStringGetTextDatum(reason);
 	args[1] = CStringGetTextDatum(unpack_sql_state(sqlstate));
 	args[2] = Int64GetDatum(row_number);
 	nulls[0] = nulls[1] = nulls[2] = ' ';
-	for (int i = 0; i <= INBOX_SOURCE; i++)	/* TODO 1.1 columns */
+	for (int i = 0; i < INBOX_NATTS; i++)
 	{
 		args[3 + i] = values[i];
 		nulls[3 + i] = isnull[i] ? 'n' : ' ';
 	}
-	args[13] = TimestampTzGetDatum(sm_engine_now());
-	nulls[13] = ' ';
-	run_plan(&reject_plan, reject_sql, 14, argtypes, args, nulls,
-			 SPI_OK_INSERT);
+	args[3 + INBOX_NATTS] = TimestampTzGetDatum(sm_engine_now());
+	nulls[3 + INBOX_NATTS] = ' ';
+	run_plan(&reject_plan, reject_sql, lengthof(argtypes), argtypes, args,
+			 nulls, SPI_OK_INSERT);
 }

@@ -166,7 +166,43 @@ foreach my $release (@releases)
 	like($stderr, qr/ALTER EXTENSION state_msg UPDATE/,
 		"$release: and says how to update");
 
-	$node->safe_psql($db, "ALTER EXTENSION state_msg UPDATE");
+	if ($release eq '1.0')
+	{
+		# ingest() gains arguments, so it is dropped and created again: a
+		# user object depending on it stops the update, naming it; EXECUTE
+		# a user granted on it is not carried over, and a warning says so
+		$node->safe_psql($db, q{
+			CREATE ROLE upgrade_relay;
+			GRANT EXECUTE ON FUNCTION state_msg.ingest(text, bigint, integer,
+				text, integer, timestamptz, integer, integer, text[], text)
+				TO upgrade_relay;
+			CREATE FUNCTION public.relay_one() RETURNS state_msg.verdict
+			BEGIN ATOMIC
+				SELECT state_msg.ingest('WKS-9', 1, 500, 'u', 1, now());
+			END;});
+		($rc, $stdout, $stderr) =
+		  $node->psql($db, "ALTER EXTENSION state_msg UPDATE");
+		isnt($rc, 0, "$release: a function depending on ingest() stops the update");
+		like($stderr,
+			qr/cannot update state_msg.ingest\(\) while other objects depend on it\n.*DETAIL:  .*function public\.relay_one\(\)/,
+			"$release: naming it");
+		$node->safe_psql($db, "DROP FUNCTION public.relay_one()");
+		($rc, $stdout, $stderr) =
+		  $node->psql($db, "ALTER EXTENSION state_msg UPDATE");
+		is($rc, 0, "$release: then the update runs");
+		like($stderr,
+			qr/WARNING:  grants on state_msg.ingest\(\) are not carried over.*\n.*\n.*HINT:  .*GRANT EXECUTE ON FUNCTION state_msg.ingest TO upgrade_relay;/,
+			"$release: and lists the grant it did not carry over");
+		is($node->safe_psql($db, q{
+			SELECT has_function_privilege('upgrade_relay',
+				'state_msg.ingest(text, bigint, integer, text, integer, timestamptz, integer, integer, text[], text, text, text, integer, text, integer, text, text)',
+				'EXECUTE');
+			DROP ROLE upgrade_relay;}), 'f', "$release: which is gone");
+	}
+	else
+	{
+		$node->safe_psql($db, "ALTER EXTENSION state_msg UPDATE");
+	}
 	is($node->safe_psql($db,
 		"SELECT extversion FROM pg_extension WHERE extname = 'state_msg'"),
 		$current, "$release: updated to $current");
@@ -186,6 +222,18 @@ foreach my $release (@releases)
 		SELECT state_msg.ingest('WKS-3', 1, 500, 'u', 1, now());
 		SELECT state_msg.ingest('WKS-2', 1, 500, 'u', 1, now());}),
 		"late_fill\nin_order\nserial_reset", "$release: the engine works on upgraded data")
+	  if $release eq '1.0';
+
+	# The 1.1 columns: NULL in what 1.0 stored, then written
+	is($node->safe_psql($db, q{
+		SELECT count(*) FILTER (WHERE user_name IS NULL AND state_details IS NULL)
+		FROM state_msg.client_state WHERE client_id <> 'WKS-4';
+		SELECT state_msg.ingest('WKS-4', 1, 500, 'u', 1, now(), user_name => 'x',
+			state_details => 'd', netbios_name => 'WKS-4N');
+		SELECT s.user_name || s.state_details || c.netbios_name
+		FROM state_msg.client_state s JOIN state_msg.clients c USING (client_id)
+		WHERE client_id = 'WKS-4';}),
+		"4\nin_order\nxdWKS-4N", "$release: the message fields' columns")
 	  if $release eq '1.0';
 }
 
