@@ -4,7 +4,7 @@ MODULE_big = state_msg
 OBJS = src/state_msg.o src/message.o src/serials.o src/resync_events.o \
 	src/current_state.o src/batch.o src/forget.o src/admin.o \
 	src/store.o src/inbox.o src/inbox_am.o src/guard.o src/resync.o \
-	src/delivery.o
+	src/delivery.o src/report.o src/report_parse.o
 DATA = $(wildcard sql/state_msg--*.sql)
 
 # XML reports are parsed with libxml2, as PostgreSQL's own xml type does
@@ -32,3 +32,6 @@ include $(PGXS)
 
 # Every object depends on the shared header
 $(OBJS): src/state_msg.h
+
+# The XML report parser (also built alone by test/fuzz)
+src/report_parse.o src/report.o: src/report_parse.h

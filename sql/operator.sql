@@ -23,7 +23,8 @@ SELECT p.oid::regprocedure AS function,
 FROM pg_proc p
 WHERE p.pronamespace = 'state_msg'::regnamespace
   AND p.proname IN ('run_resync_check', 'request_resync', 'purge',
-					'retry_rejected', 'forget_clients', 'engine_now', 'resync_due')
+					'retry_rejected', 'forget_clients', 'engine_now', 'resync_due',
+					'retry_rejected_reports', 'ingest_report')
 ORDER BY 1::text;
 
 -- The operator runs each
@@ -32,6 +33,7 @@ SELECT * FROM state_msg.run_resync_check();
 SELECT state_msg.request_resync('O1') > 0 AS requested;
 SELECT * FROM state_msg.purge();
 SELECT * FROM state_msg.retry_rejected(ARRAY(SELECT rejected_id FROM state_msg.rejected_messages));
+SELECT * FROM state_msg.retry_rejected_reports(ARRAY(SELECT rejected_id FROM state_msg.rejected_reports));
 SELECT client_id, action FROM state_msg.resync_candidates;
 SELECT state_msg.forget_clients(ARRAY['O1', 'O2']);
 SELECT state_msg.engine_now() IS NOT NULL AS clock;

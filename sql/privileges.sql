@@ -75,4 +75,22 @@ SELECT count(*) FROM evil.clients;
 SELECT next_serial_number, last_processed_time > '2001-01-01' AS real_clock FROM state_msg.clients;
 DROP SCHEMA evil CASCADE;
 
+-- XML reports (issue 7): the writer may call ingest_report() (both), the
+-- reader may read rejected_reports; neither may resubmit; others nothing
+SET ROLE sm_relay;
+SELECT messages, in_order FROM state_msg.ingest_report('<Report><ReportHeader><Identification><Machine><ClientID>W2</ClientID></Machine></Identification></ReportHeader><ReportBody><StateMessage MessageTime="20261110100000.000000+000" SerialNumber="1"><Topic ID="u" Type="500"/><State ID="2"/></StateMessage></ReportBody></Report>');
+SELECT messages FROM state_msg.ingest_report(convert_to('<Report/>', 'UTF8'));
+SELECT count(*) FROM state_msg.rejected_reports;
+SELECT * FROM state_msg.retry_rejected_reports('{1}');
+RESET ROLE;
+SET ROLE sm_dashboard;
+SELECT count(*) FROM state_msg.rejected_reports;
+SELECT messages FROM state_msg.ingest_report('<Report/>');
+SELECT * FROM state_msg.retry_rejected_reports('{1}');
+RESET ROLE;
+SET ROLE sm_nobody;
+SELECT messages FROM state_msg.ingest_report(convert_to('<Report/>', 'UTF8'));
+SELECT count(*) FROM state_msg.rejected_reports;
+RESET ROLE;
+
 DROP ROLE sm_relay, sm_dashboard, sm_nobody;

@@ -898,6 +898,120 @@ GRANT EXECUTE ON FUNCTION state_msg.claim_resync_requests(integer),
 	state_msg.pending_resync(text)
 	TO state_msg_writer, state_msg_operator;
 GRANT EXECUTE ON FUNCTION state_msg.pending_resync(text) TO state_msg_reader;
+-- XML reports (issue 7, task report): ingest_report(), rejected_reports,
+-- retry_rejected_reports()
+-- ---------------------------------------------------------------------
+
+/*
+ * Documents rejected whole (not a well-formed report, or over
+ * state_msg.max_report_size) under on_bad_message = quarantine, as
+ * received, so that retry_rejected_reports() reproduces the call.
+ */
+CREATE TABLE state_msg.rejected_reports (
+	rejected_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	rejected_at timestamptz NOT NULL,
+	reason text NOT NULL,
+	sqlstate text NOT NULL,
+	client_id text,
+	received_as text NOT NULL
+		CONSTRAINT rejected_reports_received_as_check
+		CHECK (received_as OPERATOR(pg_catalog.=) ANY (ARRAY['text', 'bytea'])),
+	report bytea NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('state_msg.rejected_reports', '');
+SELECT pg_catalog.pg_extension_config_dump(
+	pg_catalog.pg_get_serial_sequence('state_msg.rejected_reports', 'rejected_id'), '');
+REVOKE ALL ON state_msg.rejected_reports FROM PUBLIC;
+GRANT SELECT ON state_msg.rejected_reports TO state_msg_reader;
+COMMENT ON TABLE state_msg.rejected_reports IS
+	'XML reports rejected whole by ingest_report() under state_msg.on_bad_message = quarantine (not a well-formed report, or over state_msg.max_report_size), as received; nothing of them was applied';
+COMMENT ON COLUMN state_msg.rejected_reports.rejected_id IS
+	'Identity, in order of rejection; what retry_rejected_reports() takes';
+COMMENT ON COLUMN state_msg.rejected_reports.rejected_at IS
+	'When the report was (last) rejected, engine clock';
+COMMENT ON COLUMN state_msg.rejected_reports.reason IS
+	'Why, with the line of the document where it could be told; quotes nothing of the document';
+COMMENT ON COLUMN state_msg.rejected_reports.sqlstate IS
+	'The SQLSTATE on_bad_message = error would have raised';
+COMMENT ON COLUMN state_msg.rejected_reports.client_id IS
+	'The header''s ClientID as given (not normalized), if it could be read; else NULL';
+COMMENT ON COLUMN state_msg.rejected_reports.received_as IS
+	'text (ingest_report(text): report holds the text''s bytes, in the database encoding) or bytea (ingest_report(bytea): the bytes as received)';
+COMMENT ON COLUMN state_msg.rejected_reports.report IS
+	'The document as received, byte for byte';
+
+-- One client upload, as sent: the document as text (in the database encoding)
+CREATE FUNCTION state_msg.ingest_report(
+	report text,
+	OUT messages bigint,
+	OUT in_order bigint,
+	OUT gap bigint,
+	OUT late_fill bigint,
+	OUT duplicate bigint,
+	OUT serial_reset bigint,
+	OUT unserialized bigint,
+	OUT rejected bigint)
+AS 'MODULE_PATHNAME', 'state_msg_ingest_report_text'
+LANGUAGE C VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION state_msg.ingest_report(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION state_msg.ingest_report(text) TO state_msg_writer;
+COMMENT ON FUNCTION state_msg.ingest_report(text) IS
+	'Process one client XML report (an upload), handed over as text (its encoding declaration is ignored), as one batch: returns the StateMessage elements found and the count of each verdict; a document that is not a well-formed report goes to rejected_reports (or fails, per state_msg.on_bad_message)';
+
+-- One client upload, as sent: the bytes as received (UTF-8 or UTF-16)
+CREATE FUNCTION state_msg.ingest_report(
+	report bytea,
+	OUT messages bigint,
+	OUT in_order bigint,
+	OUT gap bigint,
+	OUT late_fill bigint,
+	OUT duplicate bigint,
+	OUT serial_reset bigint,
+	OUT unserialized bigint,
+	OUT rejected bigint)
+AS 'MODULE_PATHNAME', 'state_msg_ingest_report_bytea'
+LANGUAGE C VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION state_msg.ingest_report(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION state_msg.ingest_report(bytea) TO state_msg_writer;
+COMMENT ON FUNCTION state_msg.ingest_report(bytea) IS
+	'Process one client XML report (an upload), the bytes as received (UTF-8 or UTF-16 LE/BE, with or without a byte order mark), as one batch: returns the StateMessage elements found and the count of each verdict; a document that is not a well-formed report goes to rejected_reports (or fails, per state_msg.on_bad_message)';
+
+-- Resubmit rejected reports, each as the call it was.
+CREATE FUNCTION state_msg.retry_rejected_reports(
+	rejected_ids bigint[],
+	OUT resubmitted bigint,
+	OUT still_rejected bigint,
+	OUT messages bigint,
+	OUT in_order bigint,
+	OUT gap bigint,
+	OUT late_fill bigint,
+	OUT duplicate bigint,
+	OUT serial_reset bigint,
+	OUT unserialized bigint,
+	OUT rejected bigint)
+AS 'MODULE_PATHNAME', 'state_msg_retry_rejected_reports'
+LANGUAGE C VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION state_msg.retry_rejected_reports(bigint[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION state_msg.retry_rejected_reports(bigint[]) TO state_msg_operator;
+COMMENT ON FUNCTION state_msg.retry_rejected_reports(bigint[]) IS
+	'Process the given rejected_reports rows again, in rejected_id order, each as one batch as ingest_report() would: reports that now pass are processed and deleted, those that still fail stay with a fresh reason, sqlstate and rejected_at; unknown ids are ignored; returns the reports resubmitted and still rejected, then the messages of the resubmitted ones and the count of each verdict';
+
+-- Retention covers rejected reports too: purge() gains a count of them.
+DROP FUNCTION state_msg.purge();
+CREATE FUNCTION state_msg.purge(
+	OUT completed_requests bigint,
+	OUT rejected_messages bigint,
+	OUT rejected_reports bigint)
+AS 'MODULE_PATHNAME', 'state_msg_purge'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION state_msg.purge() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION state_msg.purge() TO state_msg_operator;
+COMMENT ON FUNCTION state_msg.purge() IS
+	'Delete completed resync requests completed more than state_msg.keep_completed_requests ago, and rejected rows and rejected reports rejected more than state_msg.keep_rejected_messages ago (engine clock); outstanding requests are kept; returns the counts';
 
 -- ---------------------------------------------------------------------
 -- State names catalog and per-client reports (issue 7, task "names")

@@ -38,8 +38,8 @@ static SPIPlanPtr forget_plan;
 
 /*
  * Delete completed requests whose completion is older than $1 (outstanding
- * ones have no completed_at and are never deleted) and rejected rows
- * rejected before $2; count each.
+ * ones have no completed_at and are never deleted), and rejected rows and
+ * rejected reports rejected before $2; count each.
  */
 static const char *purge_sql =
 "WITH requests AS ("
@@ -49,9 +49,14 @@ static const char *purge_sql =
 " rejected AS ("
 " DELETE FROM state_msg.rejected_messages j"
 " WHERE j.rejected_at OPERATOR(pg_catalog.<) $2"
+" RETURNING 1),"
+" reports AS ("
+" DELETE FROM state_msg.rejected_reports p"
+" WHERE p.rejected_at OPERATOR(pg_catalog.<) $2"
 " RETURNING 1)"
 " SELECT (SELECT pg_catalog.count(*) FROM requests),"
-"  (SELECT pg_catalog.count(*) FROM rejected)";
+"  (SELECT pg_catalog.count(*) FROM rejected),"
+"  (SELECT pg_catalog.count(*) FROM reports)";
 
 /*
  * The quarantined rows asked for, locked, in rejected_id order; the columns
@@ -136,11 +141,12 @@ result_row(FunctionCallInfo fcinfo, Datum *values, int n)
 }
 
 /*
- * state_msg.purge(OUT completed_requests, OUT rejected_messages): apply the
- * retention settings as of the engine clock.  A completed request is
- * deleted once its completed_at is more than keep_completed_requests old, a
- * quarantined row once its rejected_at is more than keep_rejected_messages
- * old; outstanding requests are kept whatever their age.  Logs one line.
+ * state_msg.purge(OUT completed_requests, OUT rejected_messages,
+ * OUT rejected_reports): apply the retention settings as of the engine
+ * clock.  A completed request is deleted once its completed_at is more than
+ * keep_completed_requests old, a quarantined row or report once its
+ * rejected_at is more than keep_rejected_messages old; outstanding requests
+ * are kept whatever their age.  Logs one line.
  */
 PG_FUNCTION_INFO_V1(state_msg_purge);
 Datum
@@ -148,10 +154,11 @@ state_msg_purge(PG_FUNCTION_ARGS)
 {
 	Oid			argtypes[] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		args[2];
-	Datum		result[2];
+	Datum		result[3];
 	TimestampTz now;
 	int64		requests;
 	int64		rejected;
+	int64		reports;
 
 	sm_guard_schema();
 	now = sm_engine_now();
@@ -163,17 +170,19 @@ state_msg_purge(PG_FUNCTION_ARGS)
 	sm_run_kept(&purge_plan, purge_sql, 2, argtypes, args, NULL, SPI_OK_SELECT);
 	requests = first_int64(1);
 	rejected = first_int64(2);
+	reports = first_int64(3);
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 
 	ereport(LOG,
-			(errmsg("state_msg: purge as of %s: %lld completed resync requests and %lld rejected messages deleted",
+			(errmsg("state_msg: purge as of %s: %lld completed resync requests, %lld rejected messages and %lld rejected reports deleted",
 					time_text(now), (long long) requests,
-					(long long) rejected)));
+					(long long) rejected, (long long) reports)));
 
 	result[0] = Int64GetDatum(requests);
 	result[1] = Int64GetDatum(rejected);
-	PG_RETURN_DATUM(result_row(fcinfo, result, 2));
+	result[2] = Int64GetDatum(reports);
+	PG_RETURN_DATUM(result_row(fcinfo, result, 3));
 }
 
 /*

@@ -339,6 +339,26 @@ sm_batch_add(MessageBatch *batch, Datum *values, bool *isnull)
 	return ok;
 }
 
+/*
+ * Set aside a row its source could not turn into an inbox row (an XML
+ * report's message whose serial is not a number, say) as a bad inbox row
+ * is: quarantined, or under on_bad_message = error an error.  It is
+ * numbered in turn, so that rows keep their positions in the source.
+ */
+void
+sm_batch_reject(MessageBatch *batch, Datum *values, bool *isnull,
+				int sqlstate, const char *reason)
+{
+	MemoryContext old = MemoryContextSwitchTo(batch->row_context);
+
+	CHECK_FOR_INTERRUPTS();
+	MemoryContextReset(batch->row_context);
+	batch->rows++;
+	quarantine(batch, values, isnull, sqlstate, reason);
+	batch->last_verdict = VERDICT_REJECTED;
+	MemoryContextSwitchTo(old);
+}
+
 /* Is the sorted work row in slot from client_id? */
 static bool
 same_client(TupleTableSlot *slot, const char *client_id)

@@ -21,6 +21,15 @@
 /* A message may carry at most this many user parameters */
 #define SM_REPORT_MAX_PARAMS 5
 
+/*
+ * Structural limits against hostile input (SM_REPORT_TOO_LARGE beyond them):
+ * elements nested deeper than a report ever is, and more messages than any
+ * client's cache holds (it also bounds the messages array to about 18 MB
+ * whatever the server's size limit).
+ */
+#define SM_REPORT_MAX_DEPTH 64
+#define SM_REPORT_MAX_MESSAGES 100000
+
 /* Why a document is not a well-formed report (it is then rejected whole) */
 typedef enum SmReportError
 {
@@ -57,6 +66,7 @@ typedef struct SmRawMessage
 	size_t		details_len;
 	int			nparams;		/* Param elements seen (may exceed the max) */
 	const char *params[SM_REPORT_MAX_PARAMS];	/* the first ones */
+	const char *param_flags;	/* UserParameters/@Flags (not stored yet) */
 } SmRawMessage;
 
 /* A parsed report: its header and its messages, in document order */
@@ -72,6 +82,8 @@ typedef struct SmReport
 	SmReportError error;
 	int			error_line;
 	char		error_detail[256];
+	/* libxml2's parser context while sm_report_parse runs, else NULL */
+	void	   *xml_ctxt;
 } SmReport;
 
 typedef void *(*SmReportAlloc) (void *arg, size_t size);
@@ -80,12 +92,30 @@ typedef void *(*SmReportAlloc) (void *arg, size_t size);
  * Parse len bytes of a report.  encoding forces the document's encoding
  * ("UTF-8" for text handed over by the server, whatever its declaration
  * says); NULL detects it (byte order mark, UTF-16 without one, the
- * declaration).  Returns report->error.
+ * declaration; a UTF-8 document declaring UTF-16 is read as UTF-8).
+ * Returns report->error.
+ *
+ * Elements match by local name, whatever their namespace; of a repeated
+ * element (ClientID, Topic, StateDetails, ...) the first counts; a value is
+ * an element's own text and CDATA (not that of elements inside it), or an
+ * attribute's value, entities and character references replaced.  A
+ * ClientID of whitespace only is no ClientID.
+ *
+ * report->xml_ctxt holds libxml2's parser context while this runs; it is
+ * freed on every path that returns.  If alloc does not return (palloc's
+ * longjmp), call sm_report_parse_abort(report) in the handler.
  */
 extern SmReportError sm_report_parse(const char *data, size_t len,
 									 const char *encoding,
 									 SmReportAlloc alloc, void *alloc_arg,
 									 SmReport *report);
+
+/*
+ * Frees what sm_report_parse left behind when an allocation did not return
+ * (palloc's longjmp): call it from the caller's PG_CATCH with the same
+ * report.  A no-op when sm_report_parse returned normally.
+ */
+extern void sm_report_parse_abort(SmReport *report);
 
 /*
  * Conversions of a message's values; false (and a reason in reason, at most

@@ -39,6 +39,7 @@ int			sm_on_bad_message = BAD_MESSAGE_QUARANTINE;
 int			sm_batch_chunk_size = 32768;
 int			sm_batch_chunk_memory = 64 * 1024;	/* kB */
 int			sm_max_state_details_size = 1024 * 1024;	/* bytes */
+int			sm_max_report_size = 16 * 1024 * 1024;	/* bytes */
 
 static const struct config_enum_entry bad_message_options[] = {
 	{"quarantine", BAD_MESSAGE_QUARANTINE, false},
@@ -125,6 +126,14 @@ _PG_init(void)
 							"A message with larger state details is rejected (quarantined, or an error under on_bad_message = error).",
 							&sm_max_state_details_size,
 							1024 * 1024, 0, MaxAllocSize - VARHDRSZ,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("state_msg.max_report_size",
+							"Largest XML report state_msg.ingest_report() parses, in bytes as received.",
+							"A larger report is rejected whole before it is parsed, so that parsing memory stays bounded.",
+							&sm_max_report_size,
+							16 * 1024 * 1024, 1, MaxAllocSize,
 							PGC_SUSET, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 

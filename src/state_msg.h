@@ -222,6 +222,7 @@ extern double sm_keep_rejected_messages;
 extern int	sm_on_bad_message;
 extern int	sm_batch_chunk_size;
 extern int	sm_batch_chunk_memory;
+extern int	sm_max_report_size;
 extern int	sm_max_state_details_size;
 extern int64 sm_duration_usecs(double minutes);
 extern TimestampTz sm_engine_now(void);
@@ -294,6 +295,8 @@ extern void sm_current_state_collect(ClientTrack *track,
 typedef struct MessageBatch MessageBatch;
 extern MessageBatch *sm_batch_begin(void);
 extern bool sm_batch_add(MessageBatch *batch, Datum *values, bool *isnull);
+extern void sm_batch_reject(MessageBatch *batch, Datum *values, bool *isnull,
+							int sqlstate, const char *reason);
 extern void sm_batch_add_message(MessageBatch *batch, const StateMessage *msg);
 extern Verdict sm_batch_finish(MessageBatch *batch, int64 *counts);
 

@@ -8,6 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 status=0
 runuser -u postgres -- make -C "$WORK" PG_CONFIG="$PG_BIN/pg_config" with_llvm=no \
 	installcheck 2>&1 | tee "$WORK/check.log" || status=1
+echo "== report parser unit test (test/fuzz)"; bash "$ROOT/test/fuzz/run.sh" --unit || status=1
 
 if [ $status -ne 0 ]; then
 	for diffs in "$WORK/regression.diffs" "$WORK/output_iso/regression.diffs"; do

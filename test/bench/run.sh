@@ -483,6 +483,7 @@ if [ "$mode" = ranges ]; then
 	ranges_report
 	exit 0
 fi
+source "$(dirname "$0")/reports.sh"	# XML reports against the inbox (BENCH_REPORTS_ONLY=1: alone)
 
 # ---------------------------------------------------------------------------
 # The stream, generated once.  A client stamps messages every ~90 s and

@@ -144,7 +144,7 @@ FROM state_msg.resync_requests}),
 		"$name: the check cycle logged its run");
 	like(
 		$log,
-		qr/LOG:  state_msg: purge as of [^\n]+: 0 completed resync requests and 1 rejected messages deleted/,
+		qr/LOG:  state_msg: purge as of [^\n]+: 0 completed resync requests, 1 rejected messages and 0 rejected reports deleted/,
 		"$name: purge logged its run");
 	$node->stop;
 }
