@@ -125,9 +125,9 @@ first_int64(int col)
 	return isnull ? 0 : DatumGetInt64(d);
 }
 
-/* Build the one-row result of a function with OUT parameters */
-static Datum
-result_row(FunctionCallInfo fcinfo, Datum *values, int n)
+/* Build the one-row result of a function with n bigint OUT parameters */
+Datum
+sm_result_row(FunctionCallInfo fcinfo, Datum *values, int n)
 {
 	TupleDesc	desc;
 	bool	   *nulls = palloc0(n * sizeof(bool));
@@ -182,7 +182,7 @@ state_msg_purge(PG_FUNCTION_ARGS)
 	result[0] = Int64GetDatum(requests);
 	result[1] = Int64GetDatum(rejected);
 	result[2] = Int64GetDatum(reports);
-	PG_RETURN_DATUM(result_row(fcinfo, result, 3));
+	PG_RETURN_DATUM(sm_result_row(fcinfo, result, 3));
 }
 
 /*
@@ -306,7 +306,7 @@ state_msg_retry_rejected(PG_FUNCTION_ARGS)
 	result[0] = Int64GetDatum(npassed);
 	for (int v = 0; v < VERDICT_COUNT; v++)
 		result[1 + v] = Int64GetDatum(counts[v]);
-	PG_RETURN_DATUM(result_row(fcinfo, result, 1 + VERDICT_COUNT));
+	PG_RETURN_DATUM(sm_result_row(fcinfo, result, 1 + VERDICT_COUNT));
 }
 
 /*

@@ -885,21 +885,6 @@ store_rejected_report(const ReportOutcome *out, Datum document, bool as_text)
 	return id;
 }
 
-/* Build a one-row result of n bigint columns */
-static Datum
-result_row(FunctionCallInfo fcinfo, Datum *values, int n)
-{
-	TupleDesc	desc;
-	bool	   *nulls = palloc0(n * sizeof(bool));
-
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	if (desc->natts != n)
-		elog(ERROR, "return type must have %d columns", n);
-	desc = BlessTupleDesc(desc);
-	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
-}
-
 /* ingest_report(text) and ingest_report(bytea) */
 static Datum
 ingest_report(FunctionCallInfo fcinfo, bool as_text)
@@ -929,7 +914,7 @@ ingest_report(FunctionCallInfo fcinfo, bool as_text)
 	result[0] = Int64GetDatum(out.messages);
 	for (int v = 0; v < VERDICT_COUNT; v++)
 		result[1 + v] = Int64GetDatum(out.counts[v]);
-	PG_RETURN_DATUM(result_row(fcinfo, result, REPORT_RESULT_NATTS));
+	PG_RETURN_DATUM(sm_result_row(fcinfo, result, REPORT_RESULT_NATTS));
 }
 
 /*
@@ -1080,5 +1065,5 @@ state_msg_retry_rejected_reports(PG_FUNCTION_ARGS)
 	result[2] = Int64GetDatum(messages);
 	for (int v = 0; v < VERDICT_COUNT; v++)
 		result[3 + v] = Int64GetDatum(counts[v]);
-	PG_RETURN_DATUM(result_row(fcinfo, result, 2 + REPORT_RESULT_NATTS));
+	PG_RETURN_DATUM(sm_result_row(fcinfo, result, 2 + REPORT_RESULT_NATTS));
 }

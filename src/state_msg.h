@@ -11,6 +11,7 @@
 #include "access/tupdesc.h"
 #include "common/int.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -305,6 +306,9 @@ extern Verdict sm_batch_finish(MessageBatch *batch, int64 *counts);
 extern void sm_inbox_map_columns(TupleDesc desc, const char *relname,
 							  int *attnos);
 extern bool sm_inbox_is_process_function(Oid funcoid);
+
+/* admin.c: operations */
+extern Datum sm_result_row(FunctionCallInfo fcinfo, Datum *values, int n);
 
 /* store.c: the engine's tables */
 extern void sm_store_load_clients(ClientTrack *tracks, int ntracks,
