@@ -464,7 +464,7 @@ find_resync_answer(const StateMessage *msgs, int nmsgs, int *first, int *last)
 {
 	int64		expect;
 
-	*last = -1;
+	*first = *last = -1;
 	for (int i = nmsgs - 1; i >= 0 && *last < 0; i--)
 		if (msgs[i].has_serial && is_resync_complete(&msgs[i]))
 			*last = i;
