@@ -449,6 +449,42 @@ is_resync_complete(const StateMessage *msg)
 
 
 /*
+ * Find the client's resync answer among its messages of the statement (of
+ * the chunk's part, for a client split across chunks): its last 700/2 with
+ * a serial, and the messages before it, in arrival order, whose serials
+ * run consecutively up to it, as a renumbered cache's do.  Messages
+ * without a serial neither join the run nor end it.  An upload sent
+ * before a reinstall, arriving in the same statement, breaks the run and
+ * so is not part of the answer.  Sets *first and *last to the positions
+ * of the answer's first message and its 700/2, and returns whether there
+ * is one.
+ */
+static bool
+find_resync_answer(const StateMessage *msgs, int nmsgs, int *first, int *last)
+{
+	int64		expect;
+
+	*first = *last = -1;
+	for (int i = nmsgs - 1; i >= 0 && *last < 0; i--)
+		if (msgs[i].has_serial && is_resync_complete(&msgs[i]))
+			*last = i;
+	if (*last < 0)
+		return false;
+	*first = *last;
+	expect = msgs[*last].serial_number - 1;
+	for (int i = *last - 1; i >= 0; i--)
+	{
+		if (!msgs[i].has_serial)
+			continue;
+		if (msgs[i].serial_number != expect)
+			break;
+		*first = i;
+		expect--;
+	}
+	return true;
+}
+
+/*
  * Run serial tracking over one client's messages, in arrival order, with
  * the resync events they carry.  now is the engine clock of the chunk.
  */
@@ -456,7 +492,8 @@ static void
 track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 			 int nmsgs, TimestampTz now)
 {
-	int			answer_end = -1;	/* last resync-complete message */
+	int			answer_first = -1;	/* the resync answer's first message */
+	int			answer_last = -1;	/* and its 700/2 */
 
 	Assert(nmsgs > 0);
 	for (int i = 0; i < nmsgs; i++)
@@ -470,9 +507,8 @@ track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 		msgs[i].clock_skewed = (msgs[i].effective_time != msgs[i].message_time);
 		if (msgs[i].clock_skewed)
 			sm_count(&track->counts.clock_skewed_messages, 1);
-		if (is_resync_complete(&msgs[i]))
-			answer_end = i;
 	}
+	(void) find_resync_answer(msgs, nmsgs, &answer_first, &answer_last);
 
 	if (!track->has_baseline)
 		sm_serials_choose_baseline(track, msgs, nmsgs);
@@ -480,8 +516,12 @@ track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 	for (int i = 0; i < nmsgs; i++)
 	{
 		StateMessage *msg = &msgs[i];
+		bool		in_answer = i >= answer_first && i <= answer_last &&
+			msg->has_serial;
 
-		msg->verdict = sm_serials_apply(track, msg, now, i <= answer_end);
+		msg->verdict = sm_serials_apply(track, msg, now,
+										in_answer ? &msgs[answer_last] : NULL,
+										i == answer_first);
 		batch->last_verdict = msg->verdict;
 		batch->counts[msg->verdict]++;
 

@@ -14,7 +14,12 @@
  *	- first message of a client: it is the baseline, next = s + 1;
  *	- after a serial reset, a message older than the reset belongs to the
  *	  previous epoch: it is stale, a duplicate, unless it is part of a resync
- *	  answer (the client's cache, renumbered but with its original times);
+ *	  answer (the client's cache, renumbered but with its original times;
+ *	  batch.c finds it);
+ *	- the first message of a resync answer whose 700/2 is a serial reset
+ *	  (below) is that reset, dated by the 700/2: a reinstalled client
+ *	  answering first resends its cache with serials from 1 and old times,
+ *	  which are then in order in the new epoch;
  *	- s = next: in order; next advances;
  *	- s > next: a gap, [next, s - 1] is recorded as missing, next = s + 1;
  *	- s < next inside a missing range: a late fill, the range shrinks or
@@ -234,14 +239,54 @@ note_message_time(ClientTrack *track, TimestampTz t)
 }
 
 /*
+ * A serial reset: a new epoch begins at started with s as its baseline, and
+ * the old epoch's ranges, which can never be filled now, are dropped
+ */
+static void
+begin_epoch(ClientTrack *track, int64 s, TimestampTz started)
+{
+	sm_count(&track->counts.serial_resets, 1);
+	if (track->serial_epoch == PG_INT64_MAX)
+		elog(ERROR, "serial epoch of client \"%s\" out of range",
+			 track->client_id);
+	track->serial_epoch++;
+	track->epoch_started = started;
+	track->has_epoch_started = true;
+	track->next_serial = s + 1;
+	sm_serials_drop_all_ranges(track);
+}
+
+/*
+ * Would a message with serial s and effective time t be a serial reset now:
+ * below next, outside every missing range, later than every serialized
+ * message of the client so far?  A time taken as the engine clock's (it ran
+ * too far ahead) proves nothing of the kind: a duplicated upload of such a
+ * message would otherwise reset.  The one test of the reset rule, for a
+ * message and for a resync answer's 700/2.
+ */
+static bool
+is_serial_reset(ClientTrack *track, int64 s, TimestampTz t, bool clock_skewed)
+{
+	return s < track->next_serial && find_range(track, s) < 0 &&
+		track->has_last_message_time && t > track->last_message_time &&
+		!clock_skewed;
+}
+
+/*
  * Decide what msg means for the client's serials, update the track, and
  * return the verdict.  now is the engine clock, the detection time of new
- * ranges.  resync_answer says msg is part of a resync answer, whose
- * renumbered messages keep their original times: they are never stale.
+ * ranges.  answer is the 700/2 of the client's resync answer if msg is one
+ * of its messages (NULL if not): the answer's renumbered messages keep
+ * their original times, so they are never stale; and answer_first says msg
+ * is the answer's first message, where the answer's reset is decided, by
+ * its 700/2, for the whole answer (the renumbered messages' old times
+ * could never show it).  The epoch then starts at the 700/2's time, the
+ * one time of the answer known to be later than every message of the old
+ * epoch, so that old uploads arriving later are stale.
  */
 Verdict
 sm_serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now,
-			  bool resync_answer)
+			  const StateMessage *answer, bool answer_first)
 {
 	int64		s = msg->serial_number;
 	TimestampTz t = msg->effective_time;
@@ -262,12 +307,20 @@ sm_serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now,
 		track->next_serial = s;
 	}
 
-	if (track->has_epoch_started && t < track->epoch_started && !resync_answer)
+	if (track->has_epoch_started && t < track->epoch_started && answer == NULL)
 	{
 		/* Sent before the reset that began this epoch: stale */
 		sm_count(&track->counts.duplicates, 1);
 		msg->serial_epoch = track->serial_epoch - 1;
 		return VERDICT_DUPLICATE;
+	}
+	else if (answer_first &&
+			 is_serial_reset(track, answer->serial_number,
+							 answer->effective_time, answer->clock_skewed))
+	{
+		/* A reinstalled client's resync answer: the reset is here */
+		verdict = VERDICT_SERIAL_RESET;
+		begin_epoch(track, s, answer->effective_time);
 	}
 	else if (s == track->next_serial)
 	{
@@ -288,20 +341,11 @@ sm_serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now,
 		sm_count(&track->counts.late_fills, 1);
 		fill_range(track, pos, s);
 	}
-	else if (track->has_last_message_time && t > track->last_message_time &&
-			 !msg->clock_skewed)
+	else if (is_serial_reset(track, s, t, msg->clock_skewed))
 	{
 		/* A reinstalled client: old ranges can never be filled now */
 		verdict = VERDICT_SERIAL_RESET;
-		sm_count(&track->counts.serial_resets, 1);
-		if (track->serial_epoch == PG_INT64_MAX)
-			elog(ERROR, "serial epoch of client \"%s\" out of range",
-				 track->client_id);
-		track->serial_epoch++;
-		track->epoch_started = t;
-		track->has_epoch_started = true;
-		track->next_serial = s + 1;
-		sm_serials_drop_all_ranges(track);
+		begin_epoch(track, s, t);
 	}
 	else
 	{

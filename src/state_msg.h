@@ -271,7 +271,8 @@ extern void sm_serials_add_range(ClientTrack *track, int64 first, int64 last,
 extern void sm_serials_choose_baseline(ClientTrack *track, StateMessage *msgs,
 									int nmsgs);
 extern Verdict sm_serials_apply(ClientTrack *track, StateMessage *msg,
-							 TimestampTz now, bool resync_answer);
+							 TimestampTz now, const StateMessage *answer,
+							 bool answer_first);
 extern void sm_serials_forget_below(ClientTrack *track, int64 serial);
 extern void sm_serials_drop_all_ranges(ClientTrack *track);
 extern int	sm_serials_to_probe(ClientTrack *track, StateMessage *msgs, int nmsgs,

@@ -282,6 +282,9 @@ static int64_t n_generated, n_delivered, n_lost_msgs, n_uploads, n_lost,
 			n_checks_issued, n_checks_reissued, n_fsp;
 static int64_t n_diffs;
 static int64_t v_model[8];		/* verdict counts the model predicts */
+static int64_t n_answer_resets; /* resets at an answer's first message */
+static int64_t n_stale_by_answer;	/* stale, before an answer in the
+									 * statement */
 
 enum verdict
 {
@@ -768,6 +771,36 @@ find_range(Server *c, int64_t s)
 	return -1;
 }
 
+/*
+ * A serial reset at serial s: a new epoch that started at time started,
+ * the old ranges dropped, a request issued
+ */
+static void
+model_reset(Server *c, int64_t s, int64_t started, int64_t now)
+{
+	c->resets++;
+	c->epoch++;
+	c->epoch_started = started;
+	c->has_epoch_started = true;
+	c->next = s + 1;
+	c->nranges = 0;
+	if (c->seen)
+		memset(c->seen, 0, c->seen_bytes);
+	model_issue(c, now);
+}
+
+/*
+ * Is a resync answer's 700/2 a serial reset where the answer begins (below
+ * next, in no range, later than the client's newest)?  Then the reset is
+ * the answer's first message.
+ */
+static bool
+answer_resets(Server *c, const Msg *complete)
+{
+	return complete->serial < c->next && find_range(c, complete->serial) < 0 &&
+		c->has_lmt && eff_usecs(complete) > c->lmt;
+}
+
 /* The newest-state rule: is message m (of epoch) newer than the state? */
 static bool
 is_newer(const Msg *m, int64_t epoch, const StateEntry *s)
@@ -790,16 +823,37 @@ static void
 model_chunk(int ci, Msg **rows, int n, int64_t now)
 {
 	Server	   *c = &clients[ci].srv;
-	int			last_complete = -1;
+	int			answer_end = -1;	/* the resync answer's 700/2 */
+	int			answer_start = -1;	/* its first message */
+	int64_t		prev;
 
 	if (!c->known)
 	{
 		c->known = true;
 		c->states = xcalloc(ntopics, sizeof(StateEntry));
 	}
-	for (int i = 0; i < n; i++)
-		if (rows[i]->topic == TOPIC_RESYNC && rows[i]->state == 2)
-			last_complete = i;
+
+	/*
+	 * The resync answer: the last 700/2 with a serial and, going back, the
+	 * serialized messages whose serials count down one by one from it
+	 * (messages without a serial are skipped); only it is exempt from the
+	 * stale rule
+	 */
+	for (int i = n - 1; i >= 0 && answer_end < 0; i--)
+		if (rows[i]->serial >= 0 && rows[i]->topic == TOPIC_RESYNC &&
+			rows[i]->state == 2)
+			answer_end = i;
+	answer_start = answer_end;
+	prev = answer_end >= 0 ? rows[answer_end]->serial : 0;
+	for (int i = answer_end - 1; i >= 0; i--)
+	{
+		if (rows[i]->serial < 0)
+			continue;
+		if (rows[i]->serial != prev - 1)
+			break;
+		prev = rows[i]->serial;
+		answer_start = i;
+	}
 
 	/* a client without a baseline: the lowest serial, up to a reset */
 	if (!c->has_next)
@@ -844,8 +898,18 @@ model_chunk(int ci, Msg **rows, int n, int64_t now)
 			c->unserialized++;
 		}
 		else if (c->has_epoch_started && eff < c->epoch_started &&
-				 i > last_complete)
+				 !(i >= answer_start && i <= answer_end))
+		{
 			v = V_DUPLICATE;	/* stale: sent before the reinstall */
+			n_stale_by_answer += i < answer_end;
+		}
+		else if (i == answer_start && answer_resets(c, rows[answer_end]))
+		{
+			/* a reinstalled client answering: the reset is the answer's */
+			v = V_SERIAL_RESET;
+			model_reset(c, s, eff_usecs(rows[answer_end]), now);
+			n_answer_resets++;
+		}
 		else if (s == c->next)
 		{
 			v = V_IN_ORDER;
@@ -875,15 +939,7 @@ model_chunk(int ci, Msg **rows, int n, int64_t now)
 		else if (c->has_lmt && eff > c->lmt)
 		{
 			v = V_SERIAL_RESET;
-			c->resets++;
-			c->epoch++;
-			c->epoch_started = eff;
-			c->has_epoch_started = true;
-			c->next = s + 1;
-			c->nranges = 0;
-			if (c->seen)
-				memset(c->seen, 0, c->seen_bytes);
-			model_issue(c, now);
+			model_reset(c, s, eff, now);
 		}
 		else
 			v = V_DUPLICATE;
@@ -898,7 +954,7 @@ model_chunk(int ci, Msg **rows, int n, int64_t now)
 				   ci, (long long) (now / USEC), (long long) s, topics[m->topic].type,
 				   topics[m->topic].id, m->state, m->time, names[v],
 				   (long long) c->next, (long long) c->epoch, c->nranges,
-				   i <= last_complete ? ", in a resync answer" : "");
+				   i >= answer_start && i <= answer_end ? ", in a resync answer" : "");
 		}
 		if (v == V_DUPLICATE)
 		{
@@ -2461,6 +2517,9 @@ main(int argc, char **argv)
 		   (long long) v_model[V_IN_ORDER], (long long) v_model[V_GAP],
 		   (long long) v_model[V_LATE_FILL], (long long) v_model[V_DUPLICATE],
 		   (long long) v_model[V_SERIAL_RESET], (long long) v_model[V_UNSERIALIZED]);
+	printf("fleet: resync answers by the rules: %lld resets at an answer's first message,"
+		   " %lld stale messages before an answer in its statement\n",
+		   (long long) n_answer_resets, (long long) n_stale_by_answer);
 
 	{
 		int64_t		known = 0,

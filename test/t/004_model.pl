@@ -250,15 +250,27 @@ sub generate_stream
 				$c->{t} += 15 * $MINUTE + int(rand(5 * $MINUTE));
 				if ($c->{reinstall} == $round)
 				{
+					# an upload raised before the reinstall, held back by a
+					# relay that delivers it in the same statement as, and
+					# just before, the client's resync answer (or its next
+					# upload, if it will not answer)
+					$c->{backlog} = upload($c, 0)->{rows} if chance(0.5);
 					$c->{serial} = 1;
-					$c->{cache} = {};
+					# the cache survives the reinstall, or not: an answer
+					# then resends the old messages with their old times
+					$c->{cache} = {} if chance(0.5);
 					$c->{t} += int(rand(10 * 60 * $MINUTE));
-					# answering the reset's request, soon
-					$c->{resync_at} = $round + 1 + int(rand(4)) if chance(0.7);
+					# answering the reset's request, soon, or a resync
+					# answer as the first upload after the reinstall
+					$c->{resync_at} =
+					  chance(0.4) ? $round : $round + 1 + int(rand(4))
+					  if chance(0.7);
 				}
 				my $resync = $c->{resync_at} == $round;
 				next if !$resync && !chance($c->{active});
 				my $u = upload($c, $resync);
+				unshift @{ $u->{rows} }, @{ delete $c->{backlog} }
+				  if $c->{backlog} && ($resync || $c->{resync_at} < $round);
 				my $fate = rand();
 				if ($fate < 0.05)
 				{
@@ -336,7 +348,10 @@ sub pack_statements
 		}
 		if (!$cur)
 		{
-			my $size = pick(@CHUNK_SIZES);
+			# a chunk size under which the upload stays in one chunk
+			my $size;
+			do { $size = pick(@CHUNK_SIZES) }
+			  while defined $size && 8 * $size < $n;
 			my $r = rand();
 			$cur = {
 				type => 'statement',

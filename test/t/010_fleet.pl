@@ -114,12 +114,20 @@ simulate('site_restore', qw(--scenario site-restore --clients 200 --days 4
 	  --seed 4 --batch cycle --check-every 4));
 # rough weather: many more lost, late, doubled uploads and reinstalls, and
 # six days, so that the requests of the storm's silent clients are
-# reissued (three days after the two-day age)
+# reissued (three days after the two-day age); with this seed a reinstalled
+# client answers a resync first, and old uploads arrive in the statement of
+# an answer (README, "Two findings, fixed in 1.1")
 my $rough = simulate('rough', qw(--scenario resync-storm --clients 120 --days 6
-	  --seed 5 --batch cycle --loss 0.1 --late 0.2 --duplicate 0.05
+	  --seed 1 --batch cycle --loss 0.1 --late 0.2 --duplicate 0.05
 	  --reinstall 0.15 --offline 0.05 --rate 12 --check-every 2));
 my ($reissued) = $rough =~ /(\d+) reissued by check cycles/;
 ok($reissued && $reissued > 0, "rough: requests reissued (@{[ $reissued // 'none' ]})");
+my ($answer_resets, $stale_by_answer) = $rough =~
+  /resync answers by the rules: (\d+) resets at an answer's first message, (\d+) stale/;
+ok($answer_resets && $stale_by_answer,
+	"rough: an answer's reset and old uploads before an answer ("
+	  . ($answer_resets // 'none') . ', '
+	  . ($stale_by_answer // 'none') . ')');
 
 SKIP:
 {

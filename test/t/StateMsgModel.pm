@@ -238,14 +238,44 @@ sub process_chunk
 		}
 	} @$rows;
 
-	# Exempt from the stale rule: the resync answer, everything up to and
-	# including the client's last resync-complete message of the statement
-	my $last_complete = -1;
-	for my $i (0 .. $#msgs)
+	# The client's resync answer in this statement: its last 700/2 that has
+	# a serial, together with the serialized messages just before it whose
+	# serials count up to it one by one (a renumbered cache).  Messages
+	# without a serial are not in it and do not interrupt it.  Only the
+	# answer is exempt from the stale rule.
+	my %answer;    # message position => 1
+	my @serialized = grep { defined $msgs[$_]{serial} } 0 .. $#msgs;
+	my ($end) = grep {
+		$msgs[$_]{topic_type} == 700 && $msgs[$_]{state_id} == 2
+	} reverse @serialized;
+	my $answer_start;
+	if (defined $end)
 	{
-		$last_complete = $i
-		  if $msgs[$i]{topic_type} == 700 && $msgs[$i]{state_id} == 2;
+		my @before = grep { $_ < $end } @serialized;
+		my @run = ($end);
+		while (@before
+			&& $msgs[ $before[-1] ]{serial} == $msgs[ $run[0] ]{serial} - 1)
+		{
+			unshift @run, pop @before;
+		}
+		$answer{$_} = 1 for @run;
+		$answer_start = $run[0];
+		$self->{stats}{'resync answers'}++;
+		$self->{stats}{'messages left out of an answer before it'}++
+		  if @before;
 	}
+
+	# Would the answer's 700/2 be a serial reset when the answer begins?
+	# Then the reset is the answer's first message, at the 700/2's time.
+	my $answer_resets = sub {
+		my $m = $msgs[$end];
+		return
+			 $m->{serial} < $c->{next}
+		  && find_range($c, $m->{serial}) < 0
+		  && defined $c->{last_message_time}
+		  && $m->{eff} > $c->{last_message_time}
+		  && !$m->{skewed};
+	};
 
 	# Baseline of a client never seen with a serial: the lowest serial,
 	# scanning in arrival order, stopping at what looks like a reset
@@ -282,7 +312,7 @@ sub process_chunk
 		  if defined $s
 		  && defined $c->{epoch_started}
 		  && $eff < $c->{epoch_started}
-		  && $i <= $last_complete;
+		  && $answer{$i};
 
 		if (!defined $s)
 		{
@@ -291,10 +321,25 @@ sub process_chunk
 		}
 		elsif (defined $c->{epoch_started}
 			&& $eff < $c->{epoch_started}
-			&& $i > $last_complete)
+			&& !$answer{$i})
 		{
 			$verdict = 'duplicate';    # stale: of the previous epoch
 			$self->{stats}{'stale'}++;
+			$self->{stats}{'stale, before an answer in its statement'}++
+			  if defined $end && $i < $end;
+		}
+		elsif (defined $answer_start && $i == $answer_start && $answer_resets->())
+		{
+			$verdict = 'serial_reset';
+			$c->{resets}++;
+			$c->{epoch}++;
+			$c->{epoch_started} = $msgs[$end]{eff};
+			$c->{next} = $s + 1;
+			$c->{ranges} = [];
+			issue($c, 'serial_reset', $now);
+			$self->{stats}{'reset by an answer'}++;
+			$self->{stats}{'reset by an answer before its 700/2'}++
+			  if $i != $end;
 		}
 		elsif ($s == $c->{next})
 		{
