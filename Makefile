@@ -4,7 +4,8 @@ MODULE_big = state_msg
 OBJS = src/state_msg.o src/message.o src/serials.o src/resync_events.o \
 	src/current_state.o src/batch.o src/forget.o src/admin.o \
 	src/store.o src/inbox.o src/inbox_am.o src/guard.o src/resync.o \
-	src/delivery.o src/report.o src/report_parse.o src/summaries.o
+	src/delivery.o src/report.o src/report_convert.o src/report_parse.o \
+	src/summaries.o
 DATA = $(wildcard sql/state_msg--*.sql)
 
 # XML reports are parsed with libxml2, as PostgreSQL's own xml type does
@@ -34,4 +35,5 @@ include $(PGXS)
 $(OBJS): src/state_msg.h
 
 # The XML report parser (also built alone by test/fuzz)
-src/report_parse.o src/report.o: src/report_parse.h
+src/report_parse.o src/report.o src/report_convert.o: src/report_parse.h
+src/report.o src/report_convert.o: src/report.h
