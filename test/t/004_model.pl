@@ -197,8 +197,10 @@ sub upload
 		push @rows, new_message($c, [ 700, 'RESYNC' ], 2);
 		delete $c->{cache}{'700|RESYNC'};
 		# a relay that duplicates the answer within its own batch: the
-		# same answer twice in one statement
-		@rows = (@rows, map { +{%$_} } @rows) if chance(0.15);
+		# same answer twice in one statement (more often for the first
+		# answer after a reinstall, whose first copy may be a reset)
+		@rows = (@rows, map { +{%$_} } @rows)
+		  if chance(delete $c->{reinstalled} ? 0.5 : 0.15);
 		return { client => $c, rows => \@rows, resync => 1 };
 	}
 	for (1 .. 1 + int(rand(5)))
@@ -265,6 +267,7 @@ sub generate_stream
 					push @{ $due{ $round + int(rand(6)) } }, upload($c, 1)
 					  if chance(0.3);
 					$c->{serial} = 1;
+					$c->{reinstalled} = 1;
 					# the cache survives the reinstall, or not: an answer
 					# then resends the old messages with their old times
 					$c->{cache} = {} if chance(0.5);

@@ -314,6 +314,7 @@ sub process_chunk
 	}
 
 	my $stale_answer;    # the answer being processed is stale as a whole
+	my $answer_reset_here;    # an answer of this statement reset
 	for my $i (0 .. $#msgs)
 	{
 		my $m = $msgs[$i];
@@ -332,6 +333,8 @@ sub process_chunk
 			$self->{stats}{'answers stale as a whole'}++ if $stale_answer;
 			$self->{stats}{'answers judged after another in their statement'}++
 			  if $end != $ends[0];
+			$self->{stats}{'answers after one that reset in their statement'}++
+			  if $answer_reset_here;
 		}
 		$self->{stats}{'exempt from the stale rule'}++
 		  if defined $end
@@ -372,6 +375,7 @@ sub process_chunk
 			  if $i != $end;
 			$self->{stats}{'reset by an answer after another in its statement'}++
 			  if $end != $ends[0];
+			$answer_reset_here = 1;
 		}
 		elsif ($s == $c->{next})
 		{
