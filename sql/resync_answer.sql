@@ -118,3 +118,70 @@ SELECT next_serial_number, serial_epoch, duplicates, serial_resets
 FROM state_msg.clients WHERE client_id = 'c5';
 SELECT topic_id, state_id, serial_number, serial_epoch
 FROM state_msg.client_state WHERE client_id = 'c5' ORDER BY topic_id;
+
+-- The same answer delivered twice within one statement (a relay that
+-- duplicates an upload in its own batch): every 700/2 with a serial ends
+-- an answer, and the answers are judged one after the other.  The first
+-- copy is the reset and is applied (u1 = 3, epoch 1, next 4); the second
+-- copy's 700/2 is not earlier than the new epoch's start, so it is judged
+-- normally: all duplicates by serial, no second reset, no completion.
+INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time)
+VALUES ('c6', 100, 500, 'u1', 2, '2026-11-20 10:00+00');
+INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time)
+VALUES ('c6', 102, 500, 'u2', 1, '2026-11-20 10:03+00');
+SELECT state_msg.request_resync('c6') IS NOT NULL AS requested;
+INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time)
+VALUES ('c6', 1, 500, 'u1', 3, '2026-11-20 10:02+00'),
+	   ('c6', 2, 500, 'u2', 1, '2026-11-20 10:03+00'),
+	   ('c6', 3, 700, 'resync', 2, '2026-11-20 12:00+00'),
+	   ('c6', 1, 500, 'u1', 3, '2026-11-20 10:02+00'),
+	   ('c6', 2, 500, 'u2', 1, '2026-11-20 10:03+00'),
+	   ('c6', 3, 700, 'resync', 2, '2026-11-20 12:00+00');
+SELECT next_serial_number, serial_epoch, serial_epoch_started, messages_processed,
+	   missing_serials, duplicates, serial_resets, resync_requests_issued,
+	   last_resync_client_completed_time > last_resync_issued_time AS in_sync
+FROM state_msg.clients WHERE client_id = 'c6';
+SELECT topic_id, state_id, serial_number, serial_epoch
+FROM state_msg.client_state WHERE client_id = 'c6' ORDER BY topic_id;
+SELECT reason, completed_at IS NOT NULL AS completed
+FROM state_msg.resync_requests WHERE client_id = 'c6' ORDER BY request_id;
+
+-- An old answer arriving after a reinstall.  The client answered a resync
+-- at 11:00 (serials 7, 8, 9 with the 700/2), but that upload was held up;
+-- it then was reinstalled and answered again (1, 2 with the 700/2 at
+-- 12:00), which arrived first and reset.  The old answer's 700/2 is
+-- earlier than the new epoch's start: the old answer is stale as a whole,
+-- every message of it a duplicate, and it completes nothing; first in its
+-- own statement, then together with a copy of the new answer after it.
+INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time)
+VALUES ('c7', 5, 500, 'u1', 1, '2026-11-20 10:00+00'),
+	   ('c7', 6, 500, 'u2', 1, '2026-11-20 10:10+00');
+INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time)
+VALUES ('c7', 1, 500, 'u1', 3, '2026-11-20 11:30+00'),
+	   ('c7', 2, 700, 'resync', 2, '2026-11-20 12:00+00');
+SELECT next_serial_number, serial_epoch, serial_epoch_started, duplicates, serial_resets
+FROM state_msg.clients WHERE client_id = 'c7';
+SELECT state_msg.request_resync('c7') IS NOT NULL AS requested;
+INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time)
+VALUES ('c7', 7, 500, 'u1', 2, '2026-11-20 10:00+00'),
+	   ('c7', 8, 500, 'u2', 2, '2026-11-20 10:10+00'),
+	   ('c7', 9, 700, 'resync', 2, '2026-11-20 11:00+00');
+SELECT next_serial_number, serial_epoch, serial_epoch_started, messages_processed,
+	   missing_serials, duplicates, serial_resets, resync_requests_issued,
+	   last_resync_client_completed_time > last_resync_issued_time AS in_sync
+FROM state_msg.clients WHERE client_id = 'c7';
+INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time)
+VALUES ('c7', 7, 500, 'u1', 2, '2026-11-20 10:00+00'),
+	   ('c7', 8, 500, 'u2', 2, '2026-11-20 10:10+00'),
+	   ('c7', 9, 700, 'resync', 2, '2026-11-20 11:00+00'),
+	   ('c7', 1, 500, 'u1', 3, '2026-11-20 11:30+00'),
+	   ('c7', 2, 700, 'resync', 2, '2026-11-20 12:00+00');
+SELECT next_serial_number, serial_epoch, serial_epoch_started, messages_processed,
+	   missing_serials, duplicates, serial_resets, resync_requests_issued,
+	   last_resync_client_completed_time > last_resync_issued_time AS in_sync
+FROM state_msg.clients WHERE client_id = 'c7';
+SELECT topic_id, state_id, serial_number, serial_epoch
+FROM state_msg.client_state WHERE client_id = 'c7' ORDER BY topic_id;
+SELECT count(*) AS missing_ranges FROM state_msg.missing_ranges WHERE client_id = 'c7';
+SELECT reason, completed_at IS NOT NULL AS completed
+FROM state_msg.resync_requests WHERE client_id = 'c7' ORDER BY request_id;

@@ -449,39 +449,43 @@ is_resync_complete(const StateMessage *msg)
 
 
 /*
- * Find the client's resync answer among its messages of the statement (of
- * the chunk's part, for a client split across chunks): its last 700/2 with
- * a serial, and the messages before it, in arrival order, whose serials
- * run consecutively up to it, as a renumbered cache's do.  Messages
- * without a serial neither join the run nor end it.  An upload sent
+ * Find the client's resync answers among its messages of the statement (of
+ * the chunk's part, for a client split across chunks).  Every 700/2 with a
+ * serial ends an answer: itself and the messages before it, in arrival
+ * order, whose serials run consecutively up to it, as a renumbered cache's
+ * do.  Messages without a serial neither join a run nor end it; a run
+ * stops at the previous answer's 700/2, so answers never overlap (the same
+ * answer delivered twice in one statement is two answers).  An upload sent
  * before a reinstall, arriving in the same statement, breaks the run and
- * so is not part of the answer.  Sets *first and *last to the positions
- * of the answer's first message and its 700/2, and returns whether there
- * is one.
+ * so is not part of the answer.  Sets answer_of[i] to the position of the
+ * 700/2 of the answer msgs[i] belongs to, or -1.
  */
-static bool
-find_resync_answer(const StateMessage *msgs, int nmsgs, int *first, int *last)
+static void
+find_resync_answers(const StateMessage *msgs, int nmsgs, int *answer_of)
 {
-	int64		expect;
+	int			prev_end = -1;	/* the previous answer's 700/2 */
 
-	*first = *last = -1;
-	for (int i = nmsgs - 1; i >= 0 && *last < 0; i--)
-		if (msgs[i].has_serial && is_resync_complete(&msgs[i]))
-			*last = i;
-	if (*last < 0)
-		return false;
-	*first = *last;
-	expect = msgs[*last].serial_number - 1;
-	for (int i = *last - 1; i >= 0; i--)
+	for (int i = 0; i < nmsgs; i++)
+		answer_of[i] = -1;
+	for (int end = 0; end < nmsgs; end++)
 	{
-		if (!msgs[i].has_serial)
+		int64		expect;
+
+		if (!msgs[end].has_serial || !is_resync_complete(&msgs[end]))
 			continue;
-		if (msgs[i].serial_number != expect)
-			break;
-		*first = i;
-		expect--;
+		answer_of[end] = end;
+		expect = msgs[end].serial_number - 1;
+		for (int i = end - 1; i > prev_end; i--)
+		{
+			if (!msgs[i].has_serial)
+				continue;
+			if (msgs[i].serial_number != expect)
+				break;
+			answer_of[i] = end;
+			expect--;
+		}
+		prev_end = end;
 	}
-	return true;
 }
 
 /*
@@ -492,8 +496,8 @@ static void
 track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 			 int nmsgs, TimestampTz now)
 {
-	int			answer_first = -1;	/* the resync answer's first message */
-	int			answer_last = -1;	/* and its 700/2 */
+	int		   *answer_of = palloc(nmsgs * sizeof(int));
+	int			answer = -1;	/* the 700/2 of the answer being processed */
 
 	Assert(nmsgs > 0);
 	for (int i = 0; i < nmsgs; i++)
@@ -508,7 +512,7 @@ track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 		if (msgs[i].clock_skewed)
 			sm_count(&track->counts.clock_skewed_messages, 1);
 	}
-	(void) find_resync_answer(msgs, nmsgs, &answer_first, &answer_last);
+	find_resync_answers(msgs, nmsgs, answer_of);
 
 	if (!track->has_baseline)
 		sm_serials_choose_baseline(track, msgs, nmsgs);
@@ -516,16 +520,20 @@ track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 	for (int i = 0; i < nmsgs; i++)
 	{
 		StateMessage *msg = &msgs[i];
-		bool		in_answer = i >= answer_first && i <= answer_last &&
-			msg->has_serial;
+		bool		answer_first = answer_of[i] >= 0 && answer_of[i] != answer;
 
+		if (answer_of[i] >= 0)
+			answer = answer_of[i];
 		msg->verdict = sm_serials_apply(track, msg, now,
-										in_answer ? &msgs[answer_last] : NULL,
-										i == answer_first);
+										answer_of[i] >= 0 ? &msgs[answer] : NULL,
+										answer_first);
 		batch->last_verdict = msg->verdict;
 		batch->counts[msg->verdict]++;
 
-		/* a reset's request first: a 700/2 that is a reset completes it */
+		/*
+		 * A reset's request first: a 700/2 that is a reset completes it.  A
+		 * duplicate 700/2 (a stale answer's too) completes nothing.
+		 */
 		if (msg->verdict == VERDICT_SERIAL_RESET)
 			sm_resync_reset_issued(track, now);
 		if (msg->verdict != VERDICT_DUPLICATE && is_resync_complete(msg))
@@ -535,6 +543,7 @@ track_client(MessageBatch *batch, ClientTrack *track, StateMessage *msgs,
 				sm_serials_forget_below(track, msg->serial_number);
 		}
 	}
+	pfree(answer_of);
 }
 
 

@@ -273,16 +273,29 @@ is_serial_reset(ClientTrack *track, int64 s, TimestampTz t, bool clock_skewed)
 }
 
 /*
+ * Was a message, or a resync answer, with effective time t sent before the
+ * reset that began the client's epoch?  The one test of the stale rule,
+ * for a message and for a resync answer's 700/2.
+ */
+static bool
+is_stale(ClientTrack *track, TimestampTz t)
+{
+	return track->has_epoch_started && t < track->epoch_started;
+}
+
+/*
  * Decide what msg means for the client's serials, update the track, and
  * return the verdict.  now is the engine clock, the detection time of new
  * ranges.  answer is the 700/2 of the client's resync answer if msg is one
- * of its messages (NULL if not): the answer's renumbered messages keep
- * their original times, so they are never stale; and answer_first says msg
- * is the answer's first message, where the answer's reset is decided, by
- * its 700/2, for the whole answer (the renumbered messages' old times
- * could never show it).  The epoch then starts at the 700/2's time, the
- * one time of the answer known to be later than every message of the old
- * epoch, so that old uploads arriving later are stale.
+ * of its messages (NULL if not), and answer_first says msg is the answer's
+ * first message, where the answer is judged as a whole, by its 700/2 (the
+ * renumbered messages keep their original times, which could show
+ * neither): an answer whose 700/2 is stale is stale as a whole (an old
+ * answer from before a reinstall must not join the new epoch); any other
+ * answer's messages are never stale, and if its 700/2 would be a reset the
+ * reset is the answer's first message.  The epoch then starts at the
+ * 700/2's time, the one time of the answer known to be later than every
+ * message of the old epoch, so that old uploads arriving later are stale.
  */
 Verdict
 sm_serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now,
@@ -307,7 +320,9 @@ sm_serials_apply(ClientTrack *track, StateMessage *msg, TimestampTz now,
 		track->next_serial = s;
 	}
 
-	if (track->has_epoch_started && t < track->epoch_started && answer == NULL)
+	if (answer_first)
+		track->answer_stale = is_stale(track, answer->effective_time);
+	if (answer != NULL ? track->answer_stale : is_stale(track, t))
 	{
 		/* Sent before the reset that began this epoch: stale */
 		sm_count(&track->counts.duplicates, 1);

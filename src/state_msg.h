@@ -172,6 +172,8 @@ typedef struct ClientTrack
 	TimestampTz last_message_time;	/* newest effective time of an accepted
 									 * serialized message */
 	bool		has_last_message_time;
+	bool		answer_stale;	/* the resync answer being processed is stale
+								 * as a whole (judged at its first message) */
 
 	/*
 	 * Missing ranges, sorted and disjoint: not all of the client's, only

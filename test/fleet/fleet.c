@@ -283,6 +283,11 @@ static int64_t n_generated, n_delivered, n_lost_msgs, n_uploads, n_lost,
 static int64_t n_diffs;
 static int64_t v_model[8];		/* verdict counts the model predicts */
 static int64_t n_answer_resets; /* resets at an answer's first message */
+static int64_t n_answers_after_reset; /* answers after one that reset in
+										 * their statement */
+static int64_t n_answers_after_another; /* answers after another answer of
+										 * the client in their statement */
+static int64_t n_stale_answers; /* answers stale as a whole */
 static int64_t n_stale_by_answer;	/* stale, before an answer in the
 									 * statement */
 
@@ -823,9 +828,14 @@ static void
 model_chunk(int ci, Msg **rows, int n, int64_t now)
 {
 	Server	   *c = &clients[ci].srv;
-	int			answer_end = -1;	/* the resync answer's 700/2 */
-	int			answer_start = -1;	/* its first message */
-	int64_t		prev;
+	static int *answer_of;		/* each message's answer's 700/2, or -1 */
+	static int	answer_cap;
+	int			answer = -1;	/* the 700/2 of the answer being processed */
+	bool		answer_stale = false;	/* it is stale as a whole */
+	bool		answer_reset_here = false;	/* an answer reset before it */
+	int			first_end = -1;	/* the statement's first answer's 700/2 */
+	int			last_end = -1;	/* and its last's */
+	int			prev_end = -1;
 
 	if (!c->known)
 	{
@@ -834,25 +844,43 @@ model_chunk(int ci, Msg **rows, int n, int64_t now)
 	}
 
 	/*
-	 * The resync answer: the last 700/2 with a serial and, going back, the
-	 * serialized messages whose serials count down one by one from it
-	 * (messages without a serial are skipped); only it is exempt from the
-	 * stale rule
+	 * The resync answers: every 700/2 with a serial ends one, with the
+	 * serialized messages before it whose serials count down one by one
+	 * from it (messages without a serial are skipped), back to the
+	 * previous answer's 700/2 at most; each answer is judged as a whole at
+	 * its first message
 	 */
-	for (int i = n - 1; i >= 0 && answer_end < 0; i--)
-		if (rows[i]->serial >= 0 && rows[i]->topic == TOPIC_RESYNC &&
-			rows[i]->state == 2)
-			answer_end = i;
-	answer_start = answer_end;
-	prev = answer_end >= 0 ? rows[answer_end]->serial : 0;
-	for (int i = answer_end - 1; i >= 0; i--)
+	if (n > answer_cap)
 	{
-		if (rows[i]->serial < 0)
+		answer_cap = n * 2;
+		free(answer_of);
+		answer_of = xcalloc(answer_cap, sizeof(int));
+	}
+	for (int i = 0; i < n; i++)
+		answer_of[i] = -1;
+	for (int end = 0; end < n; end++)
+	{
+		int64_t		prev;
+
+		if (rows[end]->serial < 0 || rows[end]->topic != TOPIC_RESYNC ||
+			rows[end]->state != 2)
 			continue;
-		if (rows[i]->serial != prev - 1)
-			break;
-		prev = rows[i]->serial;
-		answer_start = i;
+		answer_of[end] = end;
+		prev = rows[end]->serial;
+		for (int i = end - 1; i > prev_end; i--)
+		{
+			if (rows[i]->serial < 0)
+				continue;
+			if (rows[i]->serial != prev - 1)
+				break;
+			prev = rows[i]->serial;
+			answer_of[i] = end;
+		}
+		if (first_end < 0)
+			first_end = end;
+		else
+			n_answers_after_another++;
+		prev_end = last_end = end;
 	}
 
 	/* a client without a baseline: the lowest serial, up to a reset */
@@ -891,24 +919,40 @@ model_chunk(int ci, Msg **rows, int n, int64_t now)
 		int			v;
 		int			pos;
 
+		bool		first = answer_of[i] >= 0 && answer_of[i] != answer;
+
+		if (answer_of[i] >= 0)
+			answer = answer_of[i];
+		if (first)
+		{
+			/* an answer whose 700/2 is before the epoch began: stale */
+			answer_stale = c->has_epoch_started &&
+				eff_usecs(rows[answer]) < c->epoch_started;
+			n_stale_answers += answer_stale;
+			n_answers_after_reset += answer_reset_here;
+		}
+
 		c->processed++;
 		if (s < 0)
 		{
 			v = V_UNSERIALIZED;
 			c->unserialized++;
 		}
-		else if (c->has_epoch_started && eff < c->epoch_started &&
-				 !(i >= answer_start && i <= answer_end))
+		else if (answer_of[i] >= 0 && answer_stale)
+			v = V_DUPLICATE;	/* an answer sent before the reinstall */
+		else if (answer_of[i] < 0 && c->has_epoch_started &&
+				 eff < c->epoch_started)
 		{
 			v = V_DUPLICATE;	/* stale: sent before the reinstall */
-			n_stale_by_answer += i < answer_end;
+			n_stale_by_answer += i < last_end;
 		}
-		else if (i == answer_start && answer_resets(c, rows[answer_end]))
+		else if (first && answer_resets(c, rows[answer]))
 		{
 			/* a reinstalled client answering: the reset is the answer's */
 			v = V_SERIAL_RESET;
-			model_reset(c, s, eff_usecs(rows[answer_end]), now);
+			model_reset(c, s, eff_usecs(rows[answer]), now);
 			n_answer_resets++;
+			answer_reset_here = true;
 		}
 		else if (s == c->next)
 		{
@@ -954,7 +998,8 @@ model_chunk(int ci, Msg **rows, int n, int64_t now)
 				   ci, (long long) (now / USEC), (long long) s, topics[m->topic].type,
 				   topics[m->topic].id, m->state, m->time, names[v],
 				   (long long) c->next, (long long) c->epoch, c->nranges,
-				   i >= answer_start && i <= answer_end ? ", in a resync answer" : "");
+				   answer_of[i] >= 0 ? (answer_stale ? ", in a stale resync answer" :
+										", in a resync answer") : "");
 		}
 		if (v == V_DUPLICATE)
 		{
@@ -2518,8 +2563,13 @@ main(int argc, char **argv)
 		   (long long) v_model[V_LATE_FILL], (long long) v_model[V_DUPLICATE],
 		   (long long) v_model[V_SERIAL_RESET], (long long) v_model[V_UNSERIALIZED]);
 	printf("fleet: resync answers by the rules: %lld resets at an answer's first message,"
-		   " %lld stale messages before an answer in its statement\n",
-		   (long long) n_answer_resets, (long long) n_stale_by_answer);
+		   " %lld stale messages before an answer in its statement,"
+		   " %lld answers after another in their statement (%lld after one that reset),"
+		   " %lld answers stale as a whole\n",
+		   (long long) n_answer_resets, (long long) n_stale_by_answer,
+		   (long long) n_answers_after_another,
+		   (long long) n_answers_after_reset,
+		   (long long) n_stale_answers);
 
 	{
 		int64_t		known = 0,

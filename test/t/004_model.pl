@@ -1,6 +1,7 @@
 # Randomized model test: seeded random streams of client uploads (lost,
 # late, duplicated and reordered uploads, reinstalled clients, clients whose
-# clock runs a year ahead, relayed messages without a serial, resync answers,
+# clock runs a year ahead, relayed messages without a serial, resync answers
+# (some twice in one statement, some from before a reinstall arriving late),
 # bad rows, check cycles and requests by hand) go through the engine twice:
 # in database "batch" as multi-row INSERT and COPY statements of random
 # sizes under random state_msg.batch_chunk_size, and in database "single"
@@ -195,6 +196,11 @@ sub upload
 		}
 		push @rows, new_message($c, [ 700, 'RESYNC' ], 2);
 		delete $c->{cache}{'700|RESYNC'};
+		# a relay that duplicates the answer within its own batch: the
+		# same answer twice in one statement (more often for the first
+		# answer after a reinstall, whose first copy may be a reset)
+		@rows = (@rows, map { +{%$_} } @rows)
+		  if chance(delete $c->{reinstalled} ? 0.5 : 0.15);
 		return { client => $c, rows => \@rows, resync => 1 };
 	}
 	for (1 .. 1 + int(rand(5)))
@@ -255,7 +261,13 @@ sub generate_stream
 					# just before, the client's resync answer (or its next
 					# upload, if it will not answer)
 					$c->{backlog} = upload($c, 0)->{rows} if chance(0.5);
+					# a resync answer sent before the reinstall, held back
+					# and delivered late, after the reinstall's reset or
+					# not, alone or with others in its statement
+					push @{ $due{ $round + int(rand(6)) } }, upload($c, 1)
+					  if chance(0.3);
 					$c->{serial} = 1;
+					$c->{reinstalled} = 1;
 					# the cache survives the reinstall, or not: an answer
 					# then resends the old messages with their old times
 					$c->{cache} = {} if chance(0.5);

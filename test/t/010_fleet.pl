@@ -129,6 +129,25 @@ ok($answer_resets && $stale_by_answer,
 	  . ($answer_resets // 'none') . ', '
 	  . ($stale_by_answer // 'none') . ')');
 
+# the same resync answer delivered twice in one statement, and answers sent
+# before a reinstall arriving after its reset: many doubled and late
+# uploads and reinstalls.  Each seed brings one of the two cases (any seed
+# passes; these ones are where the case comes up)
+my %answer_case = (
+	20 => [ 'doubled', qr/\((\d+) after one that reset\)/,
+		'an answer after one that reset in its statement' ],
+	41 => [ 'old_answers', qr/(\d+) answers stale as a whole/,
+		'answers stale as a whole' ]);
+for my $seed (sort { $a <=> $b } keys %answer_case)
+{
+	my ($name, $re, $what) = @{ $answer_case{$seed} };
+	my $out = simulate($name, qw(--scenario resync-storm --clients 120 --days 6
+		  --batch cycle --loss 0.1 --late 0.3 --duplicate 0.3 --reinstall 0.3
+		  --offline 0.05 --rate 12 --check-every 2), '--seed', $seed);
+	my ($count) = $out =~ $re;
+	ok($count && $count > 0, "$name: $what (@{[ $count // 'none' ]})");
+}
+
 SKIP:
 {
 	skip 'state_msg.ingest_report() is not in this build', 1

@@ -238,36 +238,51 @@ sub process_chunk
 		}
 	} @$rows;
 
-	# The client's resync answer in this statement: its last 700/2 that has
-	# a serial, together with the serialized messages just before it whose
-	# serials count up to it one by one (a renumbered cache).  Messages
-	# without a serial are not in it and do not interrupt it.  Only the
-	# answer is exempt from the stale rule.
-	my %answer;    # message position => 1
+	# The client's resync answers in this statement: every 700/2 that has a
+	# serial ends one, together with the serialized messages just before it
+	# whose serials count up to it one by one (a renumbered cache), back to
+	# the previous answer's 700/2 at most (answers never overlap).  Messages
+	# without a serial are in none and do not interrupt one.  Each answer is
+	# judged as a whole at its first message, in arrival order.
+	my %answer_of;    # message position => position of its answer's 700/2
+	my %answer_start; # position of a 700/2 => its answer's first message
 	my @serialized = grep { defined $msgs[$_]{serial} } 0 .. $#msgs;
-	my ($end) = grep {
+	my @ends = grep {
 		$msgs[$_]{topic_type} == 700 && $msgs[$_]{state_id} == 2
-	} reverse @serialized;
-	my $answer_start;
-	if (defined $end)
+	} @serialized;
+	my $prev_end = -1;
+	for my $end (@ends)
 	{
-		my @before = grep { $_ < $end } @serialized;
+		my @before = grep { $_ < $end && $_ > $prev_end } @serialized;
 		my @run = ($end);
 		while (@before
 			&& $msgs[ $before[-1] ]{serial} == $msgs[ $run[0] ]{serial} - 1)
 		{
 			unshift @run, pop @before;
 		}
-		$answer{$_} = 1 for @run;
-		$answer_start = $run[0];
+		$answer_of{$_} = $end for @run;
+		$answer_start{$end} = $run[0];
 		$self->{stats}{'resync answers'}++;
 		$self->{stats}{'messages left out of an answer before it'}++
 		  if @before;
+		$self->{stats}{'answers after another in their statement'}++
+		  if $prev_end >= 0;
+		$prev_end = $end;
 	}
+	my $last_end = @ends ? $ends[-1] : undef;
+
+	# Is the answer ending at $end stale as a whole (its 700/2 earlier than
+	# the client's epoch start when it is judged)?
+	my $answer_stale = sub {
+		my ($end) = @_;
+		return defined $c->{epoch_started}
+		  && $msgs[$end]{eff} < $c->{epoch_started};
+	};
 
 	# Would the answer's 700/2 be a serial reset when the answer begins?
 	# Then the reset is the answer's first message, at the 700/2's time.
 	my $answer_resets = sub {
+		my ($end) = @_;
 		my $m = $msgs[$end];
 		return
 			 $m->{serial} < $c->{next}
@@ -298,37 +313,55 @@ sub process_chunk
 		$c->{next} = $min;
 	}
 
+	my $stale_answer;    # the answer being processed is stale as a whole
+	my $answer_reset_here;    # an answer of this statement reset
 	for my $i (0 .. $#msgs)
 	{
 		my $m = $msgs[$i];
 		my $s = $m->{serial};
 		my $eff = $m->{eff};
+		my $end = $answer_of{$i};
+		my $first = defined $end && $answer_start{$end} == $i;
 		my $verdict;
 
 		$c->{processed}++;
 		$c->{skewed}++ if $m->{skewed};
 		$self->{stats}{'skewed'}++ if $m->{skewed};
+		if ($first)
+		{
+			$stale_answer = $answer_stale->($end);
+			$self->{stats}{'answers stale as a whole'}++ if $stale_answer;
+			$self->{stats}{'answers judged after another in their statement'}++
+			  if $end != $ends[0];
+			$self->{stats}{'answers after one that reset in their statement'}++
+			  if $answer_reset_here;
+		}
 		$self->{stats}{'exempt from the stale rule'}++
-		  if defined $s
+		  if defined $end
+		  && !$stale_answer
 		  && defined $c->{epoch_started}
-		  && $eff < $c->{epoch_started}
-		  && $answer{$i};
+		  && $eff < $c->{epoch_started};
 
 		if (!defined $s)
 		{
 			$verdict = 'unserialized';
 			$c->{unserialized}++;
 		}
-		elsif (defined $c->{epoch_started}
-			&& $eff < $c->{epoch_started}
-			&& !$answer{$i})
+		elsif (defined $end && $stale_answer)
+		{
+			$verdict = 'duplicate';    # an old answer: of a previous epoch
+			$self->{stats}{'stale, in a stale answer'}++;
+		}
+		elsif (!defined $end
+			&& defined $c->{epoch_started}
+			&& $eff < $c->{epoch_started})
 		{
 			$verdict = 'duplicate';    # stale: of the previous epoch
 			$self->{stats}{'stale'}++;
 			$self->{stats}{'stale, before an answer in its statement'}++
-			  if defined $end && $i < $end;
+			  if defined $last_end && $i < $last_end;
 		}
-		elsif (defined $answer_start && $i == $answer_start && $answer_resets->())
+		elsif ($first && $answer_resets->($end))
 		{
 			$verdict = 'serial_reset';
 			$c->{resets}++;
@@ -340,6 +373,9 @@ sub process_chunk
 			$self->{stats}{'reset by an answer'}++;
 			$self->{stats}{'reset by an answer before its 700/2'}++
 			  if $i != $end;
+			$self->{stats}{'reset by an answer after another in its statement'}++
+			  if $end != $ends[0];
+			$answer_reset_here = 1;
 		}
 		elsif ($s == $c->{next})
 		{
