@@ -7,6 +7,7 @@
 #   run.sh --memory   the peak-memory test only
 #   run.sh --steady   the steady-state upload cycles only
 #   run.sh --ranges   the many-ranges client only
+#   run.sh --site     a site-scale Patch Tuesday only (site.sh; SITE_CLIENTS=15000: a tenth)
 #
 # Run as root on Debian 12 (setup.sh installs and builds).  Prints one table
 # of messages/second and the ratios; exits non-zero if a correctness check or
@@ -22,7 +23,8 @@ for arg in "$@"; do
 		--memory) mode=memory ;;
 		--steady) mode=steady ;;
 		--ranges) mode=ranges ;;
-		*) echo "usage: $0 [--quick | --memory | --steady | --ranges]" >&2; exit 2 ;;
+		--site) mode=site ;;
+		*) echo "usage: $0 [--quick | --memory | --steady | --ranges | --site]" >&2; exit 2 ;;
 	esac
 done
 
@@ -356,6 +358,10 @@ mem_report() {
 	echo "   private peak $(mb "$MEM_ANON") MB < $MEM_LIMIT_MB MB: ok"
 }
 
+if [ "$mode" = site ]; then
+	source "$(dirname "$0")/site.sh"	# 150,000 clients on a month of state
+	exit 0
+fi
 if [ "$mode" = memory ]; then
 	memory_test
 	mem_report

@@ -93,6 +93,8 @@ static bool opt_dry_run = false;
 static int	opt_max_diffs = 10;
 static bool opt_verbose = false;
 static int	opt_trace = -1;		/* a client whose messages the model traces */
+static bool opt_preloaded = false;	/* the database holds other clients too */
+static int64_t opt_progress = 0;	/* a progress line every N messages */
 
 /* ---------------------------------------------------------------------- */
 /* Random numbers: splitmix64 seeds xoshiro256** */
@@ -395,6 +397,41 @@ client_index(const char *id)
 		return -1;
 	client_id((int) i, buf);
 	return strcmp(buf, id) == 0 ? (int) i : -1;
+}
+
+/*
+ * With --preloaded, the condition that keeps a query to the fleet's own
+ * clients (their ids share a prefix; the key columns are COLLATE "C", so
+ * the LIKE is a range of the index); else nothing
+ */
+static const char *
+fleet_only(const char *conj)
+{
+	static char buf[128];
+
+	if (!opt_preloaded)
+		return "";
+	snprintf(buf, sizeof(buf), " %s client_id LIKE 'GUID:%08X-F1EE-4000-8000-%%'",
+			 conj, (unsigned) (opt_seed & 0xFFFFFFFF));
+	return buf;
+}
+
+/* A formatted string, malloc'd (for the few queries built at run time) */
+static char *
+psprintf(const char *fmt,...)
+{
+	va_list		ap;
+	int			n;
+	char	   *p;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	p = xmalloc(n + 1);
+	va_start(ap, fmt);
+	vsnprintf(p, n + 1, fmt, ap);
+	va_end(ap);
+	return p;
 }
 
 /* A GUID made of a number, for topic ids */
@@ -1274,12 +1311,40 @@ connect_db(void)
 	server_delta = server - (before + after) / 2;
 }
 
+/*
+ * With --progress N, a line each time a statement takes the messages
+ * delivered past a multiple of N: the count, the seconds since the start
+ * and the seconds spent in the statements that delivered messages (from
+ * sending to their result: not the check cycles, claims or the simulator's
+ * own work), from which a benchmark reads the rate of any stretch of the
+ * stream
+ */
+static double progress_start,
+			statement_secs;
+
+static void
+progress_line(double elapsed)
+{
+	printf("fleet: progress: %lld messages delivered, %.3f s, %.3f s in statements\n",
+		   (long long) n_delivered, elapsed, statement_secs);
+}
+
+static void
+progress_note(int64_t before, double sent)
+{
+	statement_secs += mono_seconds() - sent;
+	if (opt_progress > 0 && n_delivered / opt_progress > before / opt_progress)
+		progress_line(mono_seconds() - progress_start);
+}
+
 /* Send one statement of uploads; with reports, one call per upload */
 static void
 deliver_statement(Upload **ups, int nups, int32_t now)
 {
 	static Buf	buf;
 	bool		fsp = ups[0]->msgs[0].fsp;
+	int64_t		before_stmt = n_delivered;
+	double		sent;
 
 	n_statements++;
 	for (int u = 0; u < nups; u++)
@@ -1302,6 +1367,7 @@ deliver_statement(Upload **ups, int nups, int32_t now)
 		if (opt_dry_run)
 			return;
 		param = buf.data;
+		sent = mono_seconds();
 		sync_clock();
 		res = PQexecParams(conn, sql, 1, NULL, &param, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
@@ -1321,6 +1387,7 @@ deliver_statement(Upload **ups, int nups, int32_t now)
 					 (long long) got, (long long) (v_model[v] - before[v]));
 		}
 		PQclear(res);
+		progress_note(before_stmt, sent);
 		return;
 	}
 
@@ -1335,6 +1402,7 @@ deliver_statement(Upload **ups, int nups, int32_t now)
 		PGresult   *res;
 
 		/* the clock's SET, if due, and the COPY in one round trip */
+		sent = mono_seconds();
 		snprintf(sql, sizeof(sql), "%sCOPY state_msg.inbox (client_id,"
 				 " serial_number, topic_type, topic_id, topic_id_type, state_id,"
 				 " criticality, message_time, source) FROM STDIN", clock_sql());
@@ -1356,6 +1424,7 @@ deliver_statement(Upload **ups, int nups, int32_t now)
 		while ((res = PQgetResult(conn)) != NULL)
 			PQclear(res);
 	}
+	progress_note(before_stmt, sent);
 }
 
 /* Deliver what arrives in a cycle: one statement per upload, or one in all */
@@ -2214,15 +2283,16 @@ compare_database(int64_t *cache_diffs)
 	for (int i = 0; i < opt_clients; i++)
 		db_state_seen[i] = xcalloc(ntopics, 1);
 
-	each_row("SELECT c.client_id, next_serial_number, serial_epoch,"
-			 " (extract(epoch FROM last_message_time) * 1000000)::bigint,"
-			 " messages_processed, missing_serials, late_fills, duplicates,"
-			 " serial_resets, unserialized_messages, resync_requests_issued,"
-			 " state_msg.has_open_request(c),"
-			 " (SELECT count(*) FROM state_msg.resync_requests r"
-			 "   WHERE r.client_id = c.client_id AND r.completed_at IS NULL"
-			 "   AND r.delivered_at IS NULL)"
-			 " FROM state_msg.clients c", compare_client, NULL);
+	each_row(psprintf("SELECT c.client_id, next_serial_number, serial_epoch,"
+					  " (extract(epoch FROM last_message_time) * 1000000)::bigint,"
+					  " messages_processed, missing_serials, late_fills, duplicates,"
+					  " serial_resets, unserialized_messages, resync_requests_issued,"
+					  " state_msg.has_open_request(c),"
+					  " (SELECT count(*) FROM state_msg.resync_requests r"
+					  "   WHERE r.client_id = c.client_id AND r.completed_at IS NULL"
+					  "   AND r.delivered_at IS NULL)"
+					  " FROM state_msg.clients c%s", fleet_only("WHERE")),
+			 compare_client, NULL);
 	for (int i = 0; i < opt_clients; i++)
 		if (clients[i].srv.known && !db_client_seen[i])
 			diff("client %d is missing from clients", i);
@@ -2231,9 +2301,10 @@ compare_database(int64_t *cache_diffs)
 		diff("clients.messages_processed adds up to %lld, but %lld messages were delivered",
 			 (long long) db_processed, (long long) n_delivered);
 
-	each_row("SELECT client_id, topic_type, topic_id, state_id, serial_number,"
-			 " serial_epoch, (extract(epoch FROM message_time) * 1000000)::bigint,"
-			 " source FROM state_msg.client_state", compare_state, cache_diffs);
+	each_row(psprintf("SELECT client_id, topic_type, topic_id, state_id, serial_number,"
+					  " serial_epoch, (extract(epoch FROM message_time) * 1000000)::bigint,"
+					  " source FROM state_msg.client_state%s", fleet_only("WHERE")),
+			 compare_state, cache_diffs);
 	for (int i = 0; i < opt_clients; i++)
 	{
 		Server	   *c = &clients[i].srv;
@@ -2250,8 +2321,9 @@ compare_database(int64_t *cache_diffs)
 	}
 
 	memset(db_client_seen, 0, opt_clients * sizeof(bool));
-	each_row("SELECT client_id, first_serial, last_serial FROM state_msg.missing_ranges"
-			 " ORDER BY client_id, first_serial", compare_range, &rc);
+	each_row(psprintf("SELECT client_id, first_serial, last_serial FROM state_msg.missing_ranges%s"
+					  " ORDER BY client_id, first_serial", fleet_only("WHERE")),
+			 compare_range, &rc);
 	finish_ranges(&rc);
 	for (int i = 0; i < opt_clients; i++)
 	{
@@ -2313,7 +2385,9 @@ usage(void)
 		   "  --loss F (0.02) --late F (0.05) --late-max CYCLES (8) --duplicate F (0.01)\n"
 		   "  --reinstall F (0.02) --offline F (0.02) --storm F (0.3)\n"
 		   "  --check-every CYCLES (1) --no-settle --dry-run --max-diffs N (10) --verbose\n"
-		   "  --trace CLIENT (print what the rules make of one client's messages)\n");
+		   "  --trace CLIENT (print what the rules make of one client's messages)\n"
+		   "  --preloaded (the database holds other clients: leave them alone)\n"
+		   "  --progress N (a line with the messages delivered and the seconds, every N)\n");
 	exit(2);
 }
 
@@ -2350,7 +2424,9 @@ parse_args(int argc, char **argv)
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		bool		takes = true;
 
-		if (strcmp(a, "--no-settle") == 0)
+		if (strcmp(a, "--preloaded") == 0)
+			opt_preloaded = true, takes = false;
+		else if (strcmp(a, "--no-settle") == 0)
 			opt_settle = false, takes = false;
 		else if (strcmp(a, "--dry-run") == 0)
 			opt_dry_run = true, takes = false;
@@ -2398,6 +2474,8 @@ parse_args(int argc, char **argv)
 			opt_check_every = (int) parse_int(a, v, 1, 10000);
 		else if (strcmp(a, "--trace") == 0)
 			opt_trace = (int) parse_int(a, v, 0, 1 << 24);
+		else if (strcmp(a, "--progress") == 0)
+			opt_progress = parse_int(a, v, 1, 1000000000);
 		else if (strcmp(a, "--max-diffs") == 0)
 			opt_max_diffs = (int) parse_int(a, v, 0, 1000000);
 		else if (strcmp(a, "--via") == 0)
@@ -2457,8 +2535,10 @@ main(int argc, char **argv)
 		connect_db();
 		setting_age = query_int("SELECT (extract(epoch FROM state_msg.min_missing_message_age()) * 1000000)::bigint");
 		setting_period = query_int("SELECT (extract(epoch FROM state_msg.min_resync_period()) * 1000000)::bigint");
-		if (query_int("SELECT count(*) FROM state_msg.clients") != 0)
-			die("the database already has clients: the simulator starts from an empty one");
+		if (query_int(psprintf("SELECT count(*) FROM state_msg.clients%s",
+							   fleet_only("WHERE"))) != 0)
+			die(opt_preloaded ? "the database already has clients of this fleet (this seed)" :
+				"the database already has clients: the simulator starts from an empty one");
 	}
 	else
 	{
@@ -2466,7 +2546,7 @@ main(int argc, char **argv)
 		setting_period = 3 * 86400 * USEC;
 	}
 
-	start = mono_seconds();
+	start = progress_start = mono_seconds();
 	for (int k = 1; k <= ncycles; k++)
 	{
 		int32_t		now = k * CYCLE;
@@ -2526,8 +2606,9 @@ main(int argc, char **argv)
 				if (!opt_dry_run)
 					sync_clock();
 				if (!opt_dry_run)
-					PQclear(run("SELECT count(state_msg.request_resync(client_id))"
-								" FROM state_msg.clients", PGRES_TUPLES_OK));
+					PQclear(run(psprintf("SELECT count(state_msg.request_resync(client_id))"
+									 " FROM state_msg.clients%s", fleet_only("WHERE")),
+							PGRES_TUPLES_OK));
 			}
 			mid_cycle(now + HALF_CYCLE, false);
 			last = k;
@@ -2535,6 +2616,8 @@ main(int argc, char **argv)
 	}
 	elapsed = mono_seconds() - start;
 	cpu = (double) clock() / CLOCKS_PER_SEC;
+	if (opt_progress > 0)
+		progress_line(elapsed);
 	{
 		char		end[32];
 
