@@ -59,7 +59,8 @@ static const char *lock_due_sql =
 /*
  * Issue the requests of the locked clients that are still due, checked
  * again with this statement's fresh snapshot (a batch that held a client's
- * lock may have completed its resync or filled its gaps meanwhile).
+ * lock may have completed its resync or filled its gaps meanwhile), in
+ * client_id order, so that request ids follow it whatever the plan.
  * $1 reissue_before, $2 missing_before, $3 as_of, $4 the locked clients.
  */
 static const char *issue_due_sql =
@@ -77,7 +78,7 @@ static const char *issue_due_sql =
 "  CASE WHEN due.outstanding THEN 'reissue' ELSE 'missing' END"
 "   ::state_msg.resync_reason,"
 "  due.issued_at"
-" FROM due"
+" FROM due ORDER BY due.client_id"
 " RETURNING reason),"
 " marked AS ("
 " UPDATE state_msg.clients c"
