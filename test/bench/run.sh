@@ -43,37 +43,7 @@ REPEAT=${BENCH_REPEAT:-5}	# runs per variant; the median is reported
 NRANGES=20000				# the many-ranges client: every other serial lost
 RANGE_STATEMENTS=${BENCH_RANGE_STATEMENTS:-300}
 
-# The cluster lives in a postgres-owned tmp dir: the server refuses root
-BENCH=$(mktemp -d /tmp/state_msg_bench.XXXXXX)
-chown postgres: "$BENCH"
-PGDATA=$BENCH/data
-
-cleanup() {
-	runuser -u postgres -- pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
-	rm -rf "$BENCH" "$WORK"
-}
-trap cleanup EXIT
-
-# Unix socket only, so the port cannot clash with other clusters' TCP ports
-echo "== starting a throwaway cluster in $PGDATA"
-runuser -u postgres -- initdb -D "$PGDATA" -A trust -U postgres --no-instructions >/dev/null
-cat >>"$PGDATA/postgresql.conf" <<EOF
-listen_addresses = ''
-port = $PORT
-unix_socket_directories = '$BENCH'
-shared_buffers = 1GB
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-EOF
-runuser -u postgres -- pg_ctl -D "$PGDATA" -l "$BENCH/server.log" -w start >/dev/null
-runuser -u postgres -- createdb -h "$BENCH" -p "$PORT" bench
-
-# Notices (DROP ... IF EXISTS) are noise here; warnings and errors are not
-export PGOPTIONS="-c client_min_messages=warning"
-psql() {
-	runuser -u postgres -- "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
-		-h "$BENCH" -p "$PORT" -d bench "$@"
-}
+source "$(dirname "$0")/cluster.sh"
 
 # Results: "label|rows|seconds|rate|all runs" lines for the table, and
 # rates by key for the ratios

@@ -23,30 +23,7 @@ if [ -z "${BENCH:-}" ]; then
 	# standalone: run.sh's set-up, in short
 	STATE_MSG_ASSERTS=0 source "$(dirname "${BASH_SOURCE[0]}")/../setup.sh"
 	PORT=${BENCH_PORT:-5497}
-	BENCH=$(mktemp -d /tmp/state_msg_bench.XXXXXX)
-	chown postgres: "$BENCH"
-	PGDATA=$BENCH/data
-	sum_cleanup() {
-		runuser -u postgres -- pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
-		rm -rf "$BENCH" "$WORK"
-	}
-	trap sum_cleanup EXIT
-	runuser -u postgres -- initdb -D "$PGDATA" -A trust -U postgres --no-instructions >/dev/null
-	cat >>"$PGDATA/postgresql.conf" <<EOF
-listen_addresses = ''
-port = $PORT
-unix_socket_directories = '$BENCH'
-shared_buffers = 1GB
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-EOF
-	runuser -u postgres -- pg_ctl -D "$PGDATA" -l "$BENCH/server.log" -w start >/dev/null
-	runuser -u postgres -- createdb -h "$BENCH" -p "$PORT" bench
-	export PGOPTIONS="-c client_min_messages=warning"
-	psql() {
-		runuser -u postgres -- "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
-			-h "$BENCH" -p "$PORT" -d bench "$@"
-	}
+	source "$(dirname "${BASH_SOURCE[0]}")/cluster.sh"
 	psql -c "CREATE EXTENSION state_msg" -c "CREATE SCHEMA bench"
 fi
 
