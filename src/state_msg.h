@@ -352,4 +352,31 @@ extern void sm_summaries_counted(uint64 rows);
 extern void sm_summaries_mark_stale(void);
 extern void sm_summaries_maybe_compact(void);
 
+/*
+ * stats.c: the engine's counters (state_msg.stats).  Counts are added per
+ * backend and published only when the transaction commits.
+ */
+typedef enum SmStat
+{
+	SM_STAT_ENQUEUED,
+	SM_STAT_PROCESSED_IN_ORDER, /* processed, by verdict, in Verdict order */
+	SM_STAT_PROCESSED_GAP,
+	SM_STAT_PROCESSED_LATE_FILL,
+	SM_STAT_PROCESSED_DUPLICATE,
+	SM_STAT_PROCESSED_SERIAL_RESET,
+	SM_STAT_PROCESSED_UNSERIALIZED,
+	SM_STAT_REJECTED,
+	SM_STAT_BATCHES,
+	SM_STAT_PROCESSING_USECS,
+	SM_STAT_RESYNCS_ISSUED,
+	SM_STAT_RESYNCS_REISSUED,
+	SM_STAT_RESYNCS_COMPLETED,
+	SM_STAT_RESYNCS_HELD_BACK,
+	SM_STAT_COUNT
+} SmStat;
+extern void sm_stats_add(SmStat which, int64 n);
+
+/* worker.c: the background worker that drains the queue */
+extern void sm_worker_wake(void);
+
 #endif							/* STATE_MSG_H */
