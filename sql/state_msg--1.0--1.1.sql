@@ -1754,3 +1754,451 @@ CREATE INDEX clients_resync_issued ON state_msg.clients (client_id)
 	WHERE pg_catalog.timezone('UTC', last_resync_issued_time) IS NOT NULL;
 COMMENT ON INDEX state_msg.clients_resync_issued IS
 	'The clients ever issued a resync request, with their issue and completion times: the monitoring queries over sr_clientmessagestats read only these';
+
+-- ---------------------------------------------------------------------
+-- Queued processing, the fsp throttle and the backlog (issue 9, sections
+-- 1, 2 and 4; engineer Q): the queue, process_queue(), backlog views
+-- ---------------------------------------------------------------------
+
+-- ingest() returns it under state_msg.processing = queued
+ALTER TYPE state_msg.verdict ADD VALUE 'queued';
+
+CREATE TYPE state_msg.queue_name AS ENUM ('high', 'low', 'fsp');
+COMMENT ON TYPE state_msg.queue_name IS
+	'The queues of queued processing, in draining order: high (resync answers, state_msg.high_priority_topic_types), low (the rest), fsp (relayed by a fallback status point, throttled)';
+
+-- One value per enqueuing statement (or ingest() call)
+CREATE SEQUENCE state_msg.queue_upload_seq;
+COMMENT ON SEQUENCE state_msg.queue_upload_seq IS
+	'Upload ids of state_msg.queue: one per enqueuing statement';
+
+/*
+ * The queue: validated messages waiting for processing, partitioned by
+ * generation (PgQ's rotating tables): enqueuing writes the current
+ * generation of queue_rotation, drainers delete what they process, and a
+ * partition that holds no live row and is not current is emptied with
+ * TRUNCATE, so vacuum never needs to visit the partitions.
+ */
+CREATE TABLE state_msg.queue (
+	generation smallint NOT NULL,
+	queue state_msg.queue_name NOT NULL,
+	shard smallint NOT NULL,
+	upload_id bigint NOT NULL,
+	row_number bigint NOT NULL,
+	enqueued_at timestamptz NOT NULL,
+	client_id text NOT NULL,
+	serial_number bigint,
+	topic_type integer NOT NULL,
+	topic_id text NOT NULL,
+	topic_id_type integer NOT NULL,
+	state_id integer NOT NULL,
+	criticality integer NOT NULL,
+	message_time timestamptz NOT NULL,
+	user_params text[],
+	source text NOT NULL,
+	user_name text,
+	user_sid text,
+	state_details_type integer,
+	state_details text,
+	priority integer,
+	netbios_name text,
+	client_version text
+) PARTITION BY LIST (generation);
+CREATE TABLE state_msg.queue_0 PARTITION OF state_msg.queue FOR VALUES IN (0)
+	WITH (autovacuum_enabled = off, toast.autovacuum_enabled = off);
+CREATE TABLE state_msg.queue_1 PARTITION OF state_msg.queue FOR VALUES IN (1)
+	WITH (autovacuum_enabled = off, toast.autovacuum_enabled = off);
+CREATE TABLE state_msg.queue_2 PARTITION OF state_msg.queue FOR VALUES IN (2)
+	WITH (autovacuum_enabled = off, toast.autovacuum_enabled = off);
+CREATE INDEX queue_order ON state_msg.queue (queue, shard, upload_id, row_number);
+
+COMMENT ON TABLE state_msg.queue IS
+	'Queued processing: validated messages waiting to be processed, partitioned by generation (queue_0 to queue_2), emptied by TRUNCATE once drained';
+COMMENT ON TABLE state_msg.queue_0 IS 'Partition of state_msg.queue for generation 0';
+COMMENT ON TABLE state_msg.queue_1 IS 'Partition of state_msg.queue for generation 1';
+COMMENT ON TABLE state_msg.queue_2 IS 'Partition of state_msg.queue for generation 2';
+COMMENT ON INDEX state_msg.queue_order IS
+	'Drainers read a shard''s messages of a queue in the order they were enqueued';
+COMMENT ON COLUMN state_msg.queue.generation IS 'The partition: queue_rotation''s generation when enqueued';
+COMMENT ON COLUMN state_msg.queue.queue IS 'The queue the message waits in';
+COMMENT ON COLUMN state_msg.queue.shard IS
+	'Hash of the normalized client id modulo 64: drainers lock a shard, so no two work on one client';
+COMMENT ON COLUMN state_msg.queue.upload_id IS
+	'The enqueuing statement (or ingest() call), from queue_upload_seq';
+COMMENT ON COLUMN state_msg.queue.row_number IS 'Position of the message in its statement';
+COMMENT ON COLUMN state_msg.queue.enqueued_at IS 'Engine clock when the message was enqueued';
+COMMENT ON COLUMN state_msg.queue.client_id IS 'The message''s client id, normalized';
+COMMENT ON COLUMN state_msg.queue.serial_number IS 'As the inbox column';
+COMMENT ON COLUMN state_msg.queue.topic_type IS 'As the inbox column';
+COMMENT ON COLUMN state_msg.queue.topic_id IS 'As the inbox column';
+COMMENT ON COLUMN state_msg.queue.topic_id_type IS 'As the inbox column (its default applied)';
+COMMENT ON COLUMN state_msg.queue.state_id IS 'As the inbox column';
+COMMENT ON COLUMN state_msg.queue.criticality IS 'As the inbox column (its default applied)';
+COMMENT ON COLUMN state_msg.queue.message_time IS 'As the inbox column';
+COMMENT ON COLUMN state_msg.queue.user_params IS 'As the inbox column';
+COMMENT ON COLUMN state_msg.queue.source IS 'As the inbox column (its default applied)';
+COMMENT ON COLUMN state_msg.queue.user_name IS 'As the inbox column';
+COMMENT ON COLUMN state_msg.queue.user_sid IS 'As the inbox column';
+COMMENT ON COLUMN state_msg.queue.state_details_type IS 'As the inbox column';
+COMMENT ON COLUMN state_msg.queue.state_details IS 'As the inbox column';
+COMMENT ON COLUMN state_msg.queue.priority IS 'As the inbox column';
+COMMENT ON COLUMN state_msg.queue.netbios_name IS 'As the inbox column';
+COMMENT ON COLUMN state_msg.queue.client_version IS 'As the inbox column';
+
+-- The generation enqueuing writes, and since when
+CREATE TABLE state_msg.queue_rotation (
+	only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+	generation smallint NOT NULL CHECK (generation BETWEEN 0 AND 2),
+	since timestamptz NOT NULL
+);
+INSERT INTO state_msg.queue_rotation (generation, since) VALUES (0, pg_catalog.now());
+COMMENT ON TABLE state_msg.queue_rotation IS
+	'One row: the generation (partition of state_msg.queue) enqueuing writes, and since when; drainers move it on after state_msg.queue_rotation_interval';
+COMMENT ON COLUMN state_msg.queue_rotation.only_row IS 'Always true: the table holds one row';
+COMMENT ON COLUMN state_msg.queue_rotation.generation IS 'The current generation';
+COMMENT ON COLUMN state_msg.queue_rotation.since IS 'Engine clock when it became current';
+
+-- The fsp throttle's current interval
+CREATE TABLE state_msg.queue_throttle (
+	only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+	window_start timestamptz NOT NULL,
+	released bigint NOT NULL
+);
+INSERT INTO state_msg.queue_throttle (window_start, released)
+VALUES ('-infinity', 0);
+COMMENT ON TABLE state_msg.queue_throttle IS
+	'One row: the fsp throttle''s current interval (state_msg.fsp_throttle_interval) and the fsp messages released to processing in it';
+COMMENT ON COLUMN state_msg.queue_throttle.only_row IS 'Always true: the table holds one row';
+COMMENT ON COLUMN state_msg.queue_throttle.window_start IS
+	'Engine clock when the current interval began (with the first release after the previous one ended)';
+COMMENT ON COLUMN state_msg.queue_throttle.released IS
+	'fsp messages released to processing in the current interval (at most state_msg.fsp_throttle_messages)';
+
+/*
+ * Counts behind state_msg.backlog: insert-only deltas, as state_counts.
+ * Every enqueue inserts +n per queue, every drain batch -n per (queue,
+ * minute the rows were enqueued), in the transaction that writes or
+ * deletes the rows; the sum is exact in every snapshot.
+ */
+CREATE TABLE state_msg.queue_counts (
+	queue state_msg.queue_name NOT NULL,
+	enqueued_minute timestamptz NOT NULL,
+	messages bigint NOT NULL
+);
+COMMENT ON TABLE state_msg.queue_counts IS
+	'Queued processing: per (queue, minute of enqueuing), deltas of the messages waiting; the sum is exact in every snapshot; compacted by drainers';
+COMMENT ON COLUMN state_msg.queue_counts.queue IS 'The queue';
+COMMENT ON COLUMN state_msg.queue_counts.enqueued_minute IS
+	'The minute (engine clock, UTC) the messages were enqueued in';
+COMMENT ON COLUMN state_msg.queue_counts.messages IS
+	'Change in the messages waiting (+ enqueued, - processed)';
+
+CREATE TABLE state_msg.queue_flow (
+	minute timestamptz NOT NULL,
+	queue state_msg.queue_name NOT NULL,
+	topic_type integer NOT NULL,
+	arrived bigint NOT NULL,
+	processed bigint NOT NULL,
+	resync_answers bigint NOT NULL
+);
+COMMENT ON TABLE state_msg.queue_flow IS
+	'Per (minute, queue, topic type): messages that arrived (were enqueued, or in immediate processing were processed), were processed, and were resync answers; insert-only deltas, compacted, kept 70 minutes';
+COMMENT ON COLUMN state_msg.queue_flow.minute IS 'The minute (engine clock, UTC)';
+COMMENT ON COLUMN state_msg.queue_flow.queue IS
+	'The queue (in immediate processing: the one the message would have joined)';
+COMMENT ON COLUMN state_msg.queue_flow.topic_type IS 'The topic type';
+COMMENT ON COLUMN state_msg.queue_flow.arrived IS 'Messages that arrived';
+COMMENT ON COLUMN state_msg.queue_flow.processed IS 'Messages processed';
+COMMENT ON COLUMN state_msg.queue_flow.resync_answers IS
+	'Of those arrived, messages of a client whose messages in the statement included a 700/2';
+
+SELECT pg_catalog.pg_extension_config_dump('state_msg.queue_0', '');
+SELECT pg_catalog.pg_extension_config_dump('state_msg.queue_1', '');
+SELECT pg_catalog.pg_extension_config_dump('state_msg.queue_2', '');
+SELECT pg_catalog.pg_extension_config_dump('state_msg.queue_counts', '');
+SELECT pg_catalog.pg_extension_config_dump('state_msg.queue_upload_seq', '');
+
+-- Topic type names, for backlog_sources
+CREATE TABLE state_msg.topic_types (
+	topic_type integer PRIMARY KEY,
+	name text NOT NULL
+);
+INSERT INTO state_msg.topic_types (topic_type, name) VALUES
+	(300, 'update assignment compliance'),
+	(301, 'update assignment enforcement'),
+	(302, 'update assignment evaluation'),
+	(400, 'CI detection'),
+	(401, 'CI compliance (configuration baselines)'),
+	(402, 'CI enforcement'),
+	(500, 'update detection'),
+	(501, 'update scan'),
+	(700, 'state message resync'),
+	(800, 'client deployment'),
+	(810, 'co-management enrollment'),
+	(1000, 'client/MP communication'),
+	(1001, 'client certificate retrieval'),
+	(1100, 'native mode readiness'),
+	(1300, 'client health'),
+	(1600, 'user device affinity'),
+	(2001, 'endpoint protection deployment'),
+	(2002, 'endpoint protection policy'),
+	(2003, 'client action');
+COMMENT ON TABLE state_msg.topic_types IS
+	'Names of topic types, as backlog_sources shows them';
+COMMENT ON COLUMN state_msg.topic_types.topic_type IS 'The topic type';
+COMMENT ON COLUMN state_msg.topic_types.name IS 'What its messages report';
+
+-- Settings the views need, read through the library
+CREATE FUNCTION state_msg.backlog_significant_messages()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'state_msg_backlog_significant_messages'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION state_msg.backlog_significant_messages() FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.backlog_significant_messages() IS
+	'The setting state_msg.backlog_significant_messages';
+CREATE FUNCTION state_msg.backlog_significant_age()
+RETURNS interval
+AS 'MODULE_PATHNAME', 'state_msg_backlog_significant_age'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION state_msg.backlog_significant_age() FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.backlog_significant_age() IS
+	'The setting state_msg.backlog_significant_age, as an interval';
+CREATE FUNCTION state_msg.backlog_history_retention()
+RETURNS interval
+AS 'MODULE_PATHNAME', 'state_msg_backlog_history_retention'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION state_msg.backlog_history_retention() FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.backlog_history_retention() IS
+	'The setting state_msg.backlog_history_retention, as an interval';
+GRANT EXECUTE ON FUNCTION state_msg.backlog_significant_messages(),
+	state_msg.backlog_significant_age(), state_msg.backlog_history_retention()
+	TO state_msg_reader;
+
+/*
+ * Per queue: messages waiting and the oldest one's age (to the minute: from
+ * the start of the minute it was enqueued in), rates over the current
+ * minute and the 4 (59) before it, divided by that window's length in
+ * seconds, the ETA, the status.
+ */
+CREATE VIEW state_msg.backlog AS
+WITH clock AS (
+	SELECT c.now,
+		   pg_catalog.date_trunc('minute', c.now, 'UTC') AS minute
+	FROM (SELECT state_msg.engine_now() AS now) c
+),
+windows AS (
+	SELECT k.now, k.minute,
+		   k.minute OPERATOR(pg_catalog.-) '4 minutes'::interval AS from_5m,
+		   k.minute OPERATOR(pg_catalog.-) '59 minutes'::interval AS from_60m,
+		   pg_catalog.date_part('epoch', k.now OPERATOR(pg_catalog.-) k.minute)
+			   OPERATOR(pg_catalog.+) 240 AS secs_5m,
+		   pg_catalog.date_part('epoch', k.now OPERATOR(pg_catalog.-) k.minute)
+			   OPERATOR(pg_catalog.+) 3540 AS secs_60m
+	FROM clock k
+),
+queues(queue, ord) AS (
+	VALUES ('high'::state_msg.queue_name, 1), ('low', 2), ('fsp', 3)
+),
+per_minute AS (
+	SELECT c.queue, c.enqueued_minute, pg_catalog.sum(c.messages) AS messages
+	FROM state_msg.queue_counts c
+	GROUP BY c.queue, c.enqueued_minute
+),
+waiting AS (
+	SELECT m.queue, pg_catalog.sum(m.messages)::pg_catalog.int8 AS waiting,
+		   pg_catalog.min(m.enqueued_minute)
+			   FILTER (WHERE m.messages OPERATOR(pg_catalog.>) 0) AS oldest
+	FROM per_minute m
+	GROUP BY m.queue
+),
+flow AS (
+	SELECT f.queue,
+		   pg_catalog.sum(f.arrived) FILTER (WHERE f.minute OPERATOR(pg_catalog.>=) w.from_5m) AS arrived_5m,
+		   pg_catalog.sum(f.arrived) AS arrived_60m,
+		   pg_catalog.sum(f.processed) FILTER (WHERE f.minute OPERATOR(pg_catalog.>=) w.from_5m) AS processed_5m,
+		   pg_catalog.sum(f.processed) AS processed_60m
+	FROM state_msg.queue_flow f CROSS JOIN windows w
+	WHERE f.minute OPERATOR(pg_catalog.>=) w.from_60m
+	GROUP BY f.queue
+),
+figures AS (
+	SELECT q.ord, q.queue::pg_catalog.text AS queue,
+		   COALESCE(wt.waiting, 0)::pg_catalog.int8 AS waiting,
+		   CASE WHEN COALESCE(wt.waiting, 0) OPERATOR(pg_catalog.>) 0
+				THEN w.now OPERATOR(pg_catalog.-) wt.oldest END AS oldest_age,
+		   COALESCE(f.arrived_5m, 0)::pg_catalog.float8 OPERATOR(pg_catalog./) w.secs_5m AS arrival_rate_5m,
+		   COALESCE(f.arrived_60m, 0)::pg_catalog.float8 OPERATOR(pg_catalog./) w.secs_60m AS arrival_rate_60m,
+		   COALESCE(f.processed_5m, 0)::pg_catalog.float8 OPERATOR(pg_catalog./) w.secs_5m AS processing_rate_5m,
+		   COALESCE(f.processed_60m, 0)::pg_catalog.float8 OPERATOR(pg_catalog./) w.secs_60m AS processing_rate_60m
+	FROM queues q
+	CROSS JOIN windows w
+	LEFT JOIN waiting wt ON wt.queue OPERATOR(pg_catalog.=) q.queue
+	LEFT JOIN flow f ON f.queue OPERATOR(pg_catalog.=) q.queue
+)
+SELECT g.queue, g.waiting, g.oldest_age,
+	   g.arrival_rate_5m, g.arrival_rate_60m,
+	   g.processing_rate_5m, g.processing_rate_60m,
+	   CASE WHEN g.waiting OPERATOR(pg_catalog.>) 0
+				 AND g.processing_rate_5m OPERATOR(pg_catalog.>) g.arrival_rate_5m
+			THEN pg_catalog.make_interval(secs =>
+				g.waiting::pg_catalog.float8 OPERATOR(pg_catalog./)
+				(g.processing_rate_5m OPERATOR(pg_catalog.-) g.arrival_rate_5m))
+	   END AS drain_eta,
+	   0::pg_catalog.int8 AS held_back_resyncs,
+	   CASE WHEN g.waiting OPERATOR(pg_catalog.>=) state_msg.backlog_significant_messages()
+				 OR g.oldest_age OPERATOR(pg_catalog.>=) state_msg.backlog_significant_age()
+			THEN 'significant'
+			WHEN g.waiting OPERATOR(pg_catalog.>) 0
+				 AND g.arrival_rate_5m OPERATOR(pg_catalog.>) g.processing_rate_5m
+			THEN 'growing'
+			ELSE 'normal'
+	   END AS status
+FROM figures g
+ORDER BY g.ord;
+COMMENT ON VIEW state_msg.backlog IS
+	'Queued processing: one row per queue (high, low, fsp): messages waiting, the oldest''s age, arrival and processing rates, drain ETA and status; exact, and reads only the compacted counts';
+COMMENT ON COLUMN state_msg.backlog.queue IS 'The queue: high, low or fsp';
+COMMENT ON COLUMN state_msg.backlog.waiting IS 'Messages waiting in the queue (exact)';
+COMMENT ON COLUMN state_msg.backlog.oldest_age IS
+	'Age of the oldest waiting message, to the minute: engine clock minus the start of the minute it was enqueued in; NULL when none waits';
+COMMENT ON COLUMN state_msg.backlog.arrival_rate_5m IS
+	'Messages per second that arrived in the current minute and the 4 before it (in immediate processing: processed), over that window''s length';
+COMMENT ON COLUMN state_msg.backlog.arrival_rate_60m IS
+	'As arrival_rate_5m, over the current minute and the 59 before it';
+COMMENT ON COLUMN state_msg.backlog.processing_rate_5m IS
+	'Messages per second processed in the current minute and the 4 before it, over that window''s length';
+COMMENT ON COLUMN state_msg.backlog.processing_rate_60m IS
+	'As processing_rate_5m, over the current minute and the 59 before it';
+COMMENT ON COLUMN state_msg.backlog.drain_eta IS
+	'waiting / (processing_rate_5m - arrival_rate_5m) when messages wait and processing outpaces arrival; NULL otherwise';
+COMMENT ON COLUMN state_msg.backlog.held_back_resyncs IS
+	'Resync requests the check cycle held back because their answer waits in the queue (0 until backlog-aware resync)';
+COMMENT ON COLUMN state_msg.backlog.status IS
+	'significant (waiting >= state_msg.backlog_significant_messages or oldest_age >= state_msg.backlog_significant_age), growing (messages wait and arrival_rate_5m > processing_rate_5m) or normal';
+
+-- What generates the load
+CREATE VIEW state_msg.backlog_sources AS
+SELECT f.topic_type, t.name AS topic_type_name,
+	   pg_catalog.sum(f.arrived)::pg_catalog.int8 AS messages_last_hour,
+	   pg_catalog.sum(f.resync_answers)::pg_catalog.float8
+		   OPERATOR(pg_catalog./) pg_catalog.sum(f.arrived)::pg_catalog.float8
+		   AS resync_answer_share
+FROM state_msg.queue_flow f
+LEFT JOIN state_msg.topic_types t ON t.topic_type OPERATOR(pg_catalog.=) f.topic_type
+WHERE f.minute OPERATOR(pg_catalog.>=)
+	(pg_catalog.date_trunc('minute', state_msg.engine_now(), 'UTC')
+		OPERATOR(pg_catalog.-) '59 minutes'::interval)
+GROUP BY f.topic_type, t.name
+HAVING pg_catalog.sum(f.arrived) OPERATOR(pg_catalog.>) 0
+ORDER BY messages_last_hour DESC, f.topic_type;
+COMMENT ON VIEW state_msg.backlog_sources IS
+	'What generates the load: per topic type, messages that arrived in the current minute and the 59 before it, and the share of them that were resync answers';
+COMMENT ON COLUMN state_msg.backlog_sources.topic_type IS 'The topic type';
+COMMENT ON COLUMN state_msg.backlog_sources.topic_type_name IS
+	'Its name from state_msg.topic_types, NULL if unknown';
+COMMENT ON COLUMN state_msg.backlog_sources.messages_last_hour IS
+	'Messages of the type that arrived in the current minute and the 59 before it (engine clock)';
+COMMENT ON COLUMN state_msg.backlog_sources.resync_answer_share IS
+	'Share (0 to 1) of them that were resync answers: messages of a client whose messages in the same statement included a 700/2';
+
+-- Samples of backlog for dashboards
+CREATE TABLE state_msg.backlog_history (
+	sampled_at timestamptz NOT NULL,
+	queue text NOT NULL,
+	waiting bigint NOT NULL,
+	oldest_age interval,
+	arrival_rate_5m double precision NOT NULL,
+	processing_rate_5m double precision NOT NULL,
+	drain_eta interval,
+	PRIMARY KEY (sampled_at, queue)
+);
+COMMENT ON TABLE state_msg.backlog_history IS
+	'Samples of state_msg.backlog (one row per queue per sample, taken by sample_backlog()), kept for state_msg.backlog_history_retention';
+COMMENT ON COLUMN state_msg.backlog_history.sampled_at IS 'Engine clock of the sample';
+COMMENT ON COLUMN state_msg.backlog_history.queue IS 'The queue';
+COMMENT ON COLUMN state_msg.backlog_history.waiting IS 'backlog.waiting';
+COMMENT ON COLUMN state_msg.backlog_history.oldest_age IS 'backlog.oldest_age';
+COMMENT ON COLUMN state_msg.backlog_history.arrival_rate_5m IS 'backlog.arrival_rate_5m';
+COMMENT ON COLUMN state_msg.backlog_history.processing_rate_5m IS 'backlog.processing_rate_5m';
+COMMENT ON COLUMN state_msg.backlog_history.drain_eta IS 'backlog.drain_eta';
+SELECT pg_catalog.pg_extension_config_dump('state_msg.backlog_history', '');
+
+CREATE FUNCTION state_msg.sample_backlog()
+RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	DELETE FROM state_msg.backlog_history
+	WHERE sampled_at OPERATOR(pg_catalog.<)
+		(state_msg.engine_now() OPERATOR(pg_catalog.-) state_msg.backlog_history_retention());
+	WITH s AS (
+		INSERT INTO state_msg.backlog_history (sampled_at, queue, waiting,
+			oldest_age, arrival_rate_5m, processing_rate_5m, drain_eta)
+		SELECT state_msg.engine_now(), b.queue, b.waiting, b.oldest_age,
+			   b.arrival_rate_5m, b.processing_rate_5m, b.drain_eta
+		FROM state_msg.backlog b
+		RETURNING 1
+	)
+	SELECT pg_catalog.count(*) FROM s;
+END;
+REVOKE ALL ON FUNCTION state_msg.sample_backlog() FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.sample_backlog() IS
+	'Insert one sample of state_msg.backlog (a row per queue) into backlog_history and delete samples older than state_msg.backlog_history_retention; returns the rows inserted';
+
+-- Draining
+CREATE FUNCTION state_msg.process_queue_batch(max_messages integer DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'state_msg_process_queue_batch'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION state_msg.process_queue_batch(integer) FROM PUBLIC;
+COMMENT ON FUNCTION state_msg.process_queue_batch(integer) IS
+	'Process one batch of queued messages (at most max_messages and state_msg.queue_batch_size; a high-queue upload is never cut) in the caller''s transaction, deleting them from the queue; returns the messages processed, 0 when none can be taken now; READ COMMITTED only';
+
+/*
+ * Not SECURITY DEFINER and without a SET clause, so that it may COMMIT
+ * between batches (PostgreSQL 15 forbids it otherwise); the rights are
+ * process_queue_batch()'s
+ */
+CREATE PROCEDURE state_msg.process_queue(max_messages bigint DEFAULT NULL)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+	done bigint := 0;
+	n bigint;
+BEGIN
+	IF max_messages OPERATOR(pg_catalog.<) 0 THEN
+		RAISE EXCEPTION 'max_messages must not be negative'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	LOOP
+		IF max_messages IS NULL THEN
+			n := state_msg.process_queue_batch(NULL);
+		ELSE
+			EXIT WHEN done OPERATOR(pg_catalog.>=) max_messages;
+			n := state_msg.process_queue_batch(pg_catalog.int4(
+				pg_catalog.int8smaller(max_messages OPERATOR(pg_catalog.-) done, 2147483647)));
+		END IF;
+		COMMIT;
+		EXIT WHEN n OPERATOR(pg_catalog.=) 0;
+		done := done OPERATOR(pg_catalog.+) n;
+	END LOOP;
+END;
+$$;
+REVOKE ALL ON PROCEDURE state_msg.process_queue(bigint) FROM PUBLIC;
+COMMENT ON PROCEDURE state_msg.process_queue(bigint) IS
+	'Drain the queues by hand (without the background worker): process_queue_batch() in a loop, committing after each batch, until max_messages were processed (all when NULL) or none can be taken; call it outside a transaction block';
+
+REVOKE ALL ON state_msg.queue, state_msg.queue_0, state_msg.queue_1,
+	state_msg.queue_2, state_msg.queue_rotation, state_msg.queue_throttle,
+	state_msg.queue_counts, state_msg.queue_flow, state_msg.topic_types,
+	state_msg.backlog, state_msg.backlog_sources, state_msg.backlog_history,
+	state_msg.queue_upload_seq FROM PUBLIC;
+GRANT SELECT ON state_msg.queue, state_msg.queue_rotation,
+	state_msg.queue_throttle, state_msg.queue_counts, state_msg.queue_flow,
+	state_msg.topic_types, state_msg.backlog, state_msg.backlog_sources,
+	state_msg.backlog_history TO state_msg_reader;
+GRANT INSERT, UPDATE, DELETE ON state_msg.topic_types TO state_msg_operator;
+GRANT EXECUTE ON FUNCTION state_msg.process_queue_batch(integer),
+	state_msg.sample_backlog() TO state_msg_operator;
+GRANT EXECUTE ON PROCEDURE state_msg.process_queue(bigint) TO state_msg_operator;

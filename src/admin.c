@@ -215,7 +215,7 @@ state_msg_retry_rejected(PG_FUNCTION_ARGS)
 	int			npassed = 0;
 	int			nfailed = 0;
 	int64		counts[VERDICT_COUNT];
-	Datum		result[1 + VERDICT_COUNT];
+	Datum		result[1 + VERDICT_RESULT_COUNT];
 	Datum		args[4];
 
 	sm_guard_schema();
@@ -304,9 +304,9 @@ state_msg_retry_rejected(PG_FUNCTION_ARGS)
 
 	counts[VERDICT_REJECTED] = nfailed;
 	result[0] = Int64GetDatum(npassed);
-	for (int v = 0; v < VERDICT_COUNT; v++)
+	for (int v = 0; v < VERDICT_RESULT_COUNT; v++)
 		result[1 + v] = Int64GetDatum(counts[v]);
-	PG_RETURN_DATUM(sm_result_row(fcinfo, result, 1 + VERDICT_COUNT));
+	PG_RETURN_DATUM(sm_result_row(fcinfo, result, 1 + VERDICT_RESULT_COUNT));
 }
 
 /*

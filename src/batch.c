@@ -37,6 +37,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/tuplesort.h"
 #include "utils/tuplestore.h"
@@ -64,7 +65,7 @@
 
 const char *const sm_verdict_names[VERDICT_COUNT] = {
 	"in_order", "gap", "late_fill", "duplicate", "serial_reset",
-	"unserialized", "rejected"
+	"unserialized", "rejected", "queued"
 };
 
 /* Columns of the sorted work rows: the message, its client id normalized */
@@ -110,6 +111,11 @@ struct MessageBatch
 	int			maxmessages;
 	Size		toasted_bytes;	/* raw size of the chunk's state details
 								 * held as TOAST pointers */
+	/* queued processing (queue.c) */
+	bool		enqueue;		/* enqueue the messages, do not process */
+	HTAB	   *answer_clients; /* clients with a 700/2 among the messages */
+	QueueFlow  *flow;			/* an entry point's immediate batch: its
+								 * messages as arrived and processed */
 };
 
 
@@ -146,10 +152,12 @@ batch_planner_settings(void)
 
 /*
  * Start a batch: connect to SPI, set up the sort and the planner settings
- * of the batch's statements
+ * of the batch's statements.  enqueue: only enqueue the messages (queued
+ * processing); flow: record the messages in the queue's flow as arrived
+ * and processed (an entry point's batch in immediate mode).
  */
-MessageBatch *
-sm_batch_begin(void)
+static MessageBatch *
+batch_begin(bool enqueue, bool flow)
 {
 	MemoryContext context;
 	MemoryContext old;
@@ -202,6 +210,21 @@ sm_batch_begin(void)
 									   NULL, TUPLESORT_NONE);
 	batch->maxmessages = 64;
 	batch->messages = palloc(batch->maxmessages * sizeof(StateMessage));
+	batch->enqueue = enqueue;
+	if (enqueue || flow)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = SM_MAX_CLIENT_ID_BYTES + 1;
+		ctl.entrysize = SM_MAX_CLIENT_ID_BYTES + 1;
+		ctl.hcxt = context;
+		batch->answer_clients = hash_create("state_msg resync answers", 16,
+											&ctl,
+											HASH_ELEM | HASH_STRINGS |
+											HASH_CONTEXT);
+	}
+	if (flow)
+		batch->flow = sm_queue_flow_begin(context);
 
 	MemoryContextSwitchTo(old);
 
@@ -209,6 +232,28 @@ sm_batch_begin(void)
 		elog(ERROR, "SPI_connect failed");
 	batch->guc_nest_level = batch_planner_settings();
 	return batch;
+}
+
+/*
+ * Start an entry point's batch (inbox, ingest(), ingest_report(),
+ * retry_rejected()): it processes its messages, or under
+ * state_msg.processing = queued enqueues them
+ */
+MessageBatch *
+sm_batch_begin(void)
+{
+	return batch_begin(sm_processing == PROCESSING_QUEUED,
+					   sm_processing != PROCESSING_QUEUED);
+}
+
+/*
+ * Start a drainer's batch: it processes its messages whatever
+ * state_msg.processing says (the drainer records their flow itself)
+ */
+MessageBatch *
+sm_batch_begin_immediate(void)
+{
+	return batch_begin(false, false);
 }
 
 /*
@@ -244,6 +289,8 @@ quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 
 	sm_store_rejected(values, isnull, batch->rows, sqlstate, reason);
 }
+
+static bool is_resync_complete(const StateMessage *msg);
 
 /* A C string as a text datum, NULL for none */
 static void
@@ -298,6 +345,19 @@ put_message(MessageBatch *batch, const StateMessage *msg)
 	put_text(slot, WORK_CLIENT_VERSION, msg->client_version);
 	ExecStoreVirtualTuple(slot);
 	tuplesort_puttupleslot(batch->sort, slot);
+
+	/* a resync answer's messages join the high queue (queue.c) */
+	if (batch->answer_clients != NULL && is_resync_complete(msg))
+		(void) hash_search(batch->answer_clients, msg->client_id, HASH_ENTER,
+						   NULL);
+}
+
+/* Does the client have a 700/2 among the batch's messages? */
+static bool
+is_answer_client(MessageBatch *batch, const char *client_id)
+{
+	return hash_get_num_entries(batch->answer_clients) > 0 &&
+		hash_search(batch->answer_clients, client_id, HASH_FIND, NULL) != NULL;
 }
 
 /*
@@ -315,6 +375,8 @@ sm_batch_add_message(MessageBatch *batch, const StateMessage *msg)
 	MemoryContextReset(batch->row_context);
 	numbered.row_number = ++batch->rows;
 	put_message(batch, &numbered);
+	if (batch->enqueue)
+		batch->last_verdict = VERDICT_QUEUED;
 	MemoryContextSwitchTo(old);
 }
 
@@ -337,7 +399,11 @@ sm_batch_add(MessageBatch *batch, Datum *values, bool *isnull)
 
 	ok = sm_message_check(values, isnull, batch->rows, &msg, &sqlstate, &reason);
 	if (ok)
+	{
 		put_message(batch, &msg);
+		if (batch->enqueue)
+			batch->last_verdict = VERDICT_QUEUED;
+	}
 	else
 	{
 		quarantine(batch, values, isnull, sqlstate, reason);
@@ -603,6 +669,16 @@ flush_chunk(MessageBatch *batch)
 
 		track_client(batch, &tracks[k], first, n, now);
 		sm_current_state_sort(&tracks[k], first, n);
+		if (batch->flow != NULL)
+		{
+			bool		answer = is_answer_client(batch, tracks[k].client_id);
+
+			for (int i = 0; i < n; i++)
+				sm_queue_flow_add(batch->flow,
+								  sm_queue_choose(first[i].source,
+												  first[i].topic_type, answer),
+								  first[i].topic_type, 1, 1, answer ? 1 : 0);
+		}
 	}
 	sm_store_load_states(tracks, ntracks);
 	for (int k = 0; k < ntracks; k++)
@@ -637,9 +713,50 @@ chunk_bytes(MessageBatch *batch)
 }
 
 /*
- * Process every message added and close the batch.  Returns the verdict of
- * the last message (of the only one, for ingest()) and, if counts is not
- * NULL, fills counts[VERDICT_COUNT] with the number of each verdict.
+ * Enqueue the sorted messages (queued processing), in client order, each at
+ * its position in the statement
+ */
+static void
+enqueue_sorted(MessageBatch *batch)
+{
+	MemoryContext old = MemoryContextSwitchTo(batch->chunk_context);
+	QueueWriter *writer = sm_queue_writer_begin(batch->context);
+	char	   *client_id = NULL;
+	bool		answer = false;
+
+	while (tuplesort_gettupleslot(batch->sort, true, false, batch->get_slot,
+								  NULL))
+	{
+		TupleTableSlot *slot = batch->get_slot;
+
+		CHECK_FOR_INTERRUPTS();
+		slot_getallattrs(slot);
+		if (client_id == NULL || !same_client(slot, client_id))
+		{
+			MemoryContextReset(batch->chunk_context);
+			client_id = TextDatumGetCString(slot->tts_values[WORK_CLIENT_ID]);
+			answer = is_answer_client(batch, client_id);
+		}
+		/* the work row's columns after row_number are the inbox's */
+		StaticAssertStmt(WORK_CLIENT_ID == INBOX_CLIENT_ID + 1 &&
+						 WORK_CLIENT_VERSION == INBOX_CLIENT_VERSION + 1,
+						 "work rows hold the inbox columns in inbox order");
+		sm_queue_writer_put(writer,
+							DatumGetInt64(slot->tts_values[WORK_ROW_NUMBER]),
+							slot->tts_values + WORK_CLIENT_ID,
+							slot->tts_isnull + WORK_CLIENT_ID,
+							client_id, answer);
+	}
+	batch->counts[VERDICT_QUEUED] = sm_queue_writer_end(writer);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(batch->chunk_context);
+}
+
+/*
+ * Process (or, in queued processing, enqueue) every message added and
+ * close the batch.  Returns the verdict of the last message (of the only
+ * one, for ingest()) and, if counts is not NULL, fills
+ * counts[VERDICT_COUNT] with the number of each verdict.
  */
 Verdict
 sm_batch_finish(MessageBatch *batch, int64 *counts)
@@ -651,6 +768,8 @@ sm_batch_finish(MessageBatch *batch, int64 *counts)
 	Size		chunk_memory = (Size) sm_batch_chunk_memory * 1024;
 
 	tuplesort_performsort(batch->sort);
+	if (batch->enqueue)
+		enqueue_sorted(batch);
 	old = MemoryContextSwitchTo(batch->chunk_context);
 	while (tuplesort_gettupleslot(batch->sort, true, false, batch->get_slot,
 								  NULL))
@@ -686,6 +805,11 @@ sm_batch_finish(MessageBatch *batch, int64 *counts)
 	if (batch->nmessages > 0)
 		flush_chunk(batch);
 	MemoryContextSwitchTo(old);
+	if (batch->flow != NULL)
+	{
+		sm_queue_flow_write(batch->flow, sm_engine_now());
+		sm_queue_maybe_compact(false);
+	}
 	tuplesort_end(batch->sort);
 	ExecDropSingleTupleTableSlot(batch->put_slot);
 	ExecDropSingleTupleTableSlot(batch->get_slot);

@@ -44,7 +44,7 @@
 #include "state_msg.h"
 
 /* Columns of ingest_report()'s result: messages, then one per verdict */
-#define REPORT_RESULT_NATTS (1 + VERDICT_COUNT)
+#define REPORT_RESULT_NATTS (1 + VERDICT_RESULT_COUNT)
 
 /* What became of one report */
 typedef struct ReportOutcome
@@ -529,7 +529,7 @@ ingest_report(FunctionCallInfo fcinfo, bool as_text)
 	}
 
 	result[0] = Int64GetDatum(out.messages);
-	for (int v = 0; v < VERDICT_COUNT; v++)
+	for (int v = 0; v < VERDICT_RESULT_COUNT; v++)
 		result[1 + v] = Int64GetDatum(out.counts[v]);
 	PG_RETURN_DATUM(sm_result_row(fcinfo, result, REPORT_RESULT_NATTS));
 }
@@ -680,7 +680,7 @@ state_msg_retry_rejected_reports(PG_FUNCTION_ARGS)
 	result[0] = Int64GetDatum(resubmitted);
 	result[1] = Int64GetDatum(still_rejected);
 	result[2] = Int64GetDatum(messages);
-	for (int v = 0; v < VERDICT_COUNT; v++)
+	for (int v = 0; v < VERDICT_RESULT_COUNT; v++)
 		result[3 + v] = Int64GetDatum(counts[v]);
 	PG_RETURN_DATUM(sm_result_row(fcinfo, result, 2 + REPORT_RESULT_NATTS));
 }

@@ -13,6 +13,7 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
 #include <math.h>
 
 #include "fmgr.h"
@@ -41,6 +42,29 @@ int			sm_batch_chunk_memory = 64 * 1024;	/* kB */
 int			sm_max_state_details_size = 1024 * 1024;	/* bytes */
 int			sm_max_report_size = 16 * 1024 * 1024;	/* bytes */
 bool		sm_live_summaries = true;
+int			sm_processing = PROCESSING_IMMEDIATE;
+int			sm_queue_batch_size = 10000;
+double		sm_queue_rotation_interval = 1;
+int			sm_fsp_throttle_messages = 10000;
+double		sm_fsp_throttle_interval = 60;
+int			sm_backlog_significant_messages = 100000;
+double		sm_backlog_significant_age = 60;
+double		sm_backlog_history_retention = 14 * 24 * 60;
+static char *sm_high_priority_topic_types_string = NULL;
+
+/* The parsed state_msg.high_priority_topic_types (guc "extra") */
+typedef struct TopicTypeList
+{
+	int			n;
+	int32		types[FLEXIBLE_ARRAY_MEMBER];
+} TopicTypeList;
+static TopicTypeList *sm_high_priority_topic_types = NULL;
+
+static const struct config_enum_entry processing_options[] = {
+	{"immediate", PROCESSING_IMMEDIATE, false},
+	{"queued", PROCESSING_QUEUED, false},
+	{NULL, 0, false}
+};
 
 static const struct config_enum_entry bad_message_options[] = {
 	{"quarantine", BAD_MESSAGE_QUARANTINE, false},
@@ -49,6 +73,78 @@ static const struct config_enum_entry bad_message_options[] = {
 };
 
 void		_PG_init(void);
+
+/*
+ * Check hook of state_msg.high_priority_topic_types: a comma-separated list
+ * of integers (topic types), maybe empty; the parsed list goes in *extra
+ */
+static bool
+check_topic_type_list(char **newval, void **extra, GucSource source)
+{
+	char	   *p = *newval;
+	int			max = 1;
+	TopicTypeList *list;
+
+	for (char *c = p; *c; c++)
+		if (*c == ',')
+			max++;
+	list = (TopicTypeList *) malloc(offsetof(TopicTypeList, types) +
+								 max * sizeof(int32));
+	if (list == NULL)
+		return false;
+	list->n = 0;
+	while (*p)
+	{
+		char	   *end;
+		long		v;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0' && list->n == 0)
+			break;
+		errno = 0;
+		v = strtol(p, &end, 10);
+		if (end == p || errno != 0 || v < PG_INT32_MIN || v > PG_INT32_MAX)
+		{
+			GUC_check_errdetail("List must contain topic types (integers) separated by commas.");
+			free(list);
+			return false;
+		}
+		list->types[list->n++] = (int32) v;
+		p = end;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == ',')
+			p++;
+		else if (*p != '\0')
+		{
+			GUC_check_errdetail("List must contain topic types (integers) separated by commas.");
+			free(list);
+			return false;
+		}
+	}
+	*extra = list;
+	return true;
+}
+
+/* Assign hook of state_msg.high_priority_topic_types */
+static void
+assign_topic_type_list(const char *newval, void *extra)
+{
+	sm_high_priority_topic_types = (TopicTypeList *) extra;
+}
+
+/* Is the topic type listed in state_msg.high_priority_topic_types? */
+bool
+sm_is_high_priority_topic_type(int32 topic_type)
+{
+	if (sm_high_priority_topic_types == NULL)
+		return false;
+	for (int i = 0; i < sm_high_priority_topic_types->n; i++)
+		if (sm_high_priority_topic_types->types[i] == topic_type)
+			return true;
+	return false;
+}
 
 /* Define a duration setting in minutes, PGC_SUSET */
 static void
@@ -145,6 +241,72 @@ _PG_init(void)
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 
+	/*
+	 * Queued processing (issue 9).  PGC_SUSET: a database's mode and its
+	 * queues' policy are the superuser's (ALTER DATABASE ... SET), never a
+	 * session's choice.
+	 */
+	DefineCustomEnumVariable("state_msg.processing",
+							 "Whether the inbox, ingest() and ingest_report() process messages at once or only enqueue them.",
+							 "immediate processes them in the caller's statement; queued validates and enqueues them, for state_msg.process_queue() or the background worker to process.",
+							 &sm_processing,
+							 PROCESSING_IMMEDIATE, processing_options,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("state_msg.high_priority_topic_types",
+							   "Topic types whose messages go to the high queue.",
+							   "A comma-separated list of topic types; resync answers go to the high queue whatever it says.",
+							   &sm_high_priority_topic_types_string,
+							   "800",
+							   PGC_SUSET, GUC_LIST_INPUT,
+							   check_topic_type_list, assign_topic_type_list,
+							   NULL);
+
+	DefineCustomIntVariable("state_msg.queue_batch_size",
+							"Messages one batch of state_msg.process_queue_batch() takes from the queues at most.",
+							"A high-queue upload is never cut, so a batch may take more to finish one.",
+							&sm_queue_batch_size,
+							10000, 1, 10 * 1000 * 1000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	define_duration("state_msg.queue_rotation_interval",
+					"How long enqueuing writes one partition of state_msg.queue before a drainer moves it to the next.",
+					"Drained partitions are emptied with TRUNCATE, so the queue leaves no dead rows behind.",
+					&sm_queue_rotation_interval, 1, 0);
+
+	DefineCustomIntVariable("state_msg.fsp_throttle_messages",
+							"Messages of the fsp queue released to processing per state_msg.fsp_throttle_interval at most.",
+							"ConfigMgr's fallback status point throttle.",
+							&sm_fsp_throttle_messages,
+							10000, 0, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	define_duration("state_msg.fsp_throttle_interval",
+					"The interval of the fallback status point throttle.",
+					NULL,
+					&sm_fsp_throttle_interval, 60, 0);
+
+	DefineCustomIntVariable("state_msg.backlog_significant_messages",
+							"Waiting messages from which state_msg.backlog shows a queue as significant.",
+							NULL,
+							&sm_backlog_significant_messages,
+							100000, 1, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	define_duration("state_msg.backlog_significant_age",
+					"Age of the oldest waiting message from which state_msg.backlog shows a queue as significant.",
+					NULL,
+					&sm_backlog_significant_age, 60, 0);
+
+	define_duration("state_msg.backlog_history_retention",
+					"How long state_msg.sample_backlog() keeps the samples of state_msg.backlog_history.",
+					NULL,
+					&sm_backlog_history_retention, 14 * 24 * 60, 0);
+
 	MarkGUCPrefixReserved("state_msg");
 }
 
@@ -204,6 +366,27 @@ Datum
 state_msg_min_resync_period(PG_FUNCTION_ARGS)
 {
 	return duration_interval(sm_min_resync_period);
+}
+
+PG_FUNCTION_INFO_V1(state_msg_backlog_significant_age);
+Datum
+state_msg_backlog_significant_age(PG_FUNCTION_ARGS)
+{
+	return duration_interval(sm_backlog_significant_age);
+}
+
+PG_FUNCTION_INFO_V1(state_msg_backlog_significant_messages);
+Datum
+state_msg_backlog_significant_messages(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(sm_backlog_significant_messages);
+}
+
+PG_FUNCTION_INFO_V1(state_msg_backlog_history_retention);
+Datum
+state_msg_backlog_history_retention(PG_FUNCTION_ARGS)
+{
+	return duration_interval(sm_backlog_history_retention);
 }
 
 PG_FUNCTION_INFO_V1(state_msg_engine_now);

@@ -79,8 +79,16 @@ typedef enum Verdict
 	VERDICT_SERIAL_RESET,
 	VERDICT_UNSERIALIZED,
 	VERDICT_REJECTED,
+	VERDICT_QUEUED,				/* queued processing: enqueued, not processed */
 	VERDICT_COUNT
 } Verdict;
+
+/*
+ * Verdicts that the per-verdict result rows (ingest_report(),
+ * retry_rejected()) have a column for: all but queued, which those rows
+ * show as messages less the others
+ */
+#define VERDICT_RESULT_COUNT VERDICT_QUEUED
 
 extern const char *const sm_verdict_names[VERDICT_COUNT];
 
@@ -122,6 +130,24 @@ typedef struct StateMessage
 	Verdict		verdict;
 	int64		serial_epoch;
 } StateMessage;
+
+/* What state_msg.processing asks for */
+typedef enum SmProcessingMode
+{
+	PROCESSING_IMMEDIATE,
+	PROCESSING_QUEUED
+} SmProcessingMode;
+
+/* The queues, in draining order; labels match SQL type state_msg.queue_name */
+typedef enum SmQueue
+{
+	SM_QUEUE_HIGH,
+	SM_QUEUE_LOW,
+	SM_QUEUE_FSP,
+	SM_QUEUE_COUNT
+} SmQueue;
+
+extern const char *const sm_queue_names[SM_QUEUE_COUNT];
 
 /* A range of serials that never arrived */
 typedef struct MissingRange
@@ -228,6 +254,15 @@ extern int	sm_batch_chunk_memory;
 extern int	sm_max_report_size;
 extern int	sm_max_state_details_size;
 extern bool sm_live_summaries;
+extern int	sm_processing;
+extern int	sm_queue_batch_size;
+extern double sm_queue_rotation_interval;
+extern int	sm_fsp_throttle_messages;
+extern double sm_fsp_throttle_interval;
+extern int	sm_backlog_significant_messages;
+extern double sm_backlog_significant_age;
+extern double sm_backlog_history_retention;
+extern bool sm_is_high_priority_topic_type(int32 topic_type);
 extern int64 sm_duration_usecs(double minutes);
 extern TimestampTz sm_engine_now(void);
 extern TimestampTz sm_effective_time(TimestampTz message_time,
@@ -299,11 +334,35 @@ extern void sm_current_state_collect(ClientTrack *track,
 /* batch.c: the one processing path behind every entry point */
 typedef struct MessageBatch MessageBatch;
 extern MessageBatch *sm_batch_begin(void);
+extern MessageBatch *sm_batch_begin_immediate(void);
 extern bool sm_batch_add(MessageBatch *batch, Datum *values, bool *isnull);
 extern void sm_batch_reject(MessageBatch *batch, Datum *values, bool *isnull,
 							int sqlstate, const char *reason);
 extern void sm_batch_add_message(MessageBatch *batch, const StateMessage *msg);
 extern Verdict sm_batch_finish(MessageBatch *batch, int64 *counts);
+
+/*
+ * queue.c: the queue's tables (queued processing): enqueue, the counts and
+ * flow behind state_msg.backlog, rotation
+ */
+typedef struct QueueFlow QueueFlow;
+extern SmQueue sm_queue_choose(const char *source, int32 topic_type,
+							   bool resync_answer);
+extern int16 sm_queue_shard(const char *client_id);
+typedef struct QueueWriter QueueWriter;
+extern QueueWriter *sm_queue_writer_begin(MemoryContext context);
+extern void sm_queue_writer_put(QueueWriter *writer, int64 row_number,
+								Datum *values, bool *isnull,
+								const char *client_id, bool resync_answer);
+extern int64 sm_queue_writer_end(QueueWriter *writer);
+extern QueueFlow *sm_queue_flow_begin(MemoryContext context);
+extern void sm_queue_flow_add(QueueFlow *flow, SmQueue queue, int32 topic_type,
+							  int64 arrived, int64 processed, int64 answers);
+extern void sm_queue_flow_waiting(QueueFlow *flow, SmQueue queue,
+								  TimestampTz enqueued_at, int64 messages);
+extern void sm_queue_flow_write(QueueFlow *flow, TimestampTz now);
+extern void sm_queue_maybe_compact(bool force);
+extern void sm_queue_rotate(void);
 
 /* inbox.c: the inbox's columns and its processing trigger */
 extern void sm_inbox_map_columns(TupleDesc desc, const char *relname,

@@ -1,0 +1,700 @@
+/*-------------------------------------------------------------------------
+ *
+ * queue.c
+ *	  The queue's tables (queued processing): which queue a message joins,
+ *	  writing enqueued messages, the counts and flow behind state_msg.backlog,
+ *	  and the rotation that empties drained partitions with TRUNCATE.
+ *
+ * state_msg.queue is partitioned by generation into queue_0, queue_1 and
+ * queue_2 (PgQ's rotating tables).  Enqueuing writes the current generation
+ * (state_msg.queue_rotation); drainers delete what they process.  After a
+ * batch, a drainer moves the current generation on once it is older than
+ * state_msg.queue_rotation_interval and the next partition is empty, and
+ * empties every other partition that holds no live row with TRUNCATE, so
+ * the dead rows of drained messages never wait for vacuum (autovacuum is
+ * off on the partitions).  The TRUNCATE takes its ACCESS EXCLUSIVE lock
+ * only if it is free at once (ConditionalLockRelationOid()): it never waits
+ * and never queues behind readers or writers, and it looks for live rows
+ * under that lock, when every transaction that wrote the partition has
+ * ended.
+ *
+ * Counts: state_msg.queue_counts holds, per (queue, minute of enqueuing),
+ * delta rows whose sum is the number of messages waiting; every enqueue
+ * adds +n and every drain batch -n in the same transaction as the rows it
+ * writes or deletes, so the sum is exact in every snapshot.
+ * state_msg.queue_flow holds, per (minute, queue, topic type), the
+ * messages that arrived, were processed, and were resync answers (the
+ * messages of a client whose messages in the statement include a 700/2).
+ * Both are insert-only between compactions (one at a time, under an
+ * advisory lock tried, never waited for), so writers never wait for one
+ * another; compaction folds the rows into one per key and drops flow
+ * older than the views read.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "state_msg.h"
+
+/* Advisory lock of queue compaction: (SM_LOCK_CLASS, SM_LOCK_QUEUE_COMPACT) */
+#define SM_LOCK_CLASS	0x736d7367	/* "smsg", as summaries.c */
+#define SM_LOCK_QUEUE_COMPACT 3
+
+/* Partitions of state_msg.queue: queue_0 .. queue_2 */
+#define SM_QUEUE_GENERATIONS 3
+
+/* Shards: a client's messages all fall in one; drainers lock shards */
+#define SM_QUEUE_SHARDS 64
+
+/* Enqueued rows written per INSERT statement */
+#define SM_QUEUE_WRITE_ROWS 8192
+
+/* A backend compacts after inserting this many count or flow rows */
+#define SM_QUEUE_COMPACT_AFTER 1024
+
+/* Flow older than this many minutes before the current one is dropped */
+#define SM_QUEUE_FLOW_KEEP_MINUTES 70
+
+const char *const sm_queue_names[SM_QUEUE_COUNT] = {"high", "low", "fsp"};
+
+/* Count and flow rows this backend inserted since its last compaction */
+static int64 rows_since_compaction = 0;
+
+/* Columns of the rows written to state_msg.queue, before the message's */
+enum
+{
+	QROW_GENERATION,
+	QROW_QUEUE,					/* SmQueue: the statement maps it to the enum */
+	QROW_SHARD,
+	QROW_UPLOAD_ID,
+	QROW_ROW_NUMBER,
+	QROW_ENQUEUED_AT,
+	QROW_MESSAGE				/* then the inbox's columns, in inbox order */
+};
+#define QROW_NATTS (QROW_MESSAGE + INBOX_NATTS)
+
+/* Key of the flow's accumulated rows */
+typedef struct FlowKey
+{
+	int32		queue;
+	int32		topic_type;
+} FlowKey;
+
+typedef struct FlowEntry
+{
+	FlowKey		key;
+	int64		arrived;
+	int64		processed;
+	int64		answers;
+} FlowEntry;
+
+/* Key of the counts' accumulated rows */
+typedef struct CountKey
+{
+	int32		queue;
+	TimestampTz minute;
+} CountKey;
+
+typedef struct CountEntry
+{
+	CountKey	key;
+	int64		messages;
+} CountEntry;
+
+/* What one statement or batch adds to queue_flow and queue_counts */
+struct QueueFlow
+{
+	HTAB	   *flow;
+	HTAB	   *counts;
+};
+
+/* Writing one statement's messages to the queue */
+struct QueueWriter
+{
+	MemoryContext context;
+	TupleDesc	desc;
+	TupleTableSlot *slot;
+	Tuplestorestate *rows;
+	int16		generation;
+	int64		upload_id;
+	TimestampTz now;
+	int64		total;
+	int64		per_queue[SM_QUEUE_COUNT];
+	QueueFlow  *flow;
+};
+
+static SPIPlanPtr start_upload_plan;
+static SPIPlanPtr write_rows_plan;
+static SPIPlanPtr write_flow_plan;
+static SPIPlanPtr write_counts_plan;
+static SPIPlanPtr compact_counts_plan;
+static SPIPlanPtr compact_flow_plan;
+static SPIPlanPtr rotation_plan;
+static SPIPlanPtr advance_plan;
+static SPIPlanPtr any_row_plan[SM_QUEUE_GENERATIONS];
+
+/* The upload's id (one per enqueuing statement) and the generation to write */
+static const char *start_upload_sql =
+"SELECT pg_catalog.nextval('state_msg.queue_upload_seq'::pg_catalog.regclass),"
+" r.generation FROM state_msg.queue_rotation r";
+
+static const char *write_rows_sql =
+"INSERT INTO state_msg.queue (generation, queue, shard, upload_id, row_number,"
+" enqueued_at, client_id, serial_number, topic_type, topic_id, topic_id_type,"
+" state_id, criticality, message_time, user_params, source, user_name,"
+" user_sid, state_details_type, state_details, priority, netbios_name,"
+" client_version)"
+" SELECT r.generation,"
+" ('{high,low,fsp}'::state_msg.queue_name[])[r.queue OPERATOR(pg_catalog.+) 1],"
+" r.shard, r.upload_id, r.row_number, r.enqueued_at, r.client_id,"
+" r.serial_number, r.topic_type, r.topic_id, r.topic_id_type, r.state_id,"
+" r.criticality, r.message_time, r.user_params, r.source, r.user_name,"
+" r.user_sid, r.state_details_type, r.state_details, r.priority,"
+" r.netbios_name, r.client_version FROM sm_queue_rows r";
+
+static const char *write_flow_sql =
+"INSERT INTO state_msg.queue_flow (minute, queue, topic_type, arrived,"
+" processed, resync_answers)"
+" SELECT $1, ('{high,low,fsp}'::state_msg.queue_name[])[u.q OPERATOR(pg_catalog.+) 1],"
+" u.t, u.a, u.p, u.r"
+" FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.int4[]),"
+" pg_catalog.unnest($3::pg_catalog.int4[]), pg_catalog.unnest($4::pg_catalog.int8[]),"
+" pg_catalog.unnest($5::pg_catalog.int8[]), pg_catalog.unnest($6::pg_catalog.int8[]))"
+" AS u(q, t, a, p, r)";
+
+static const char *write_counts_sql =
+"INSERT INTO state_msg.queue_counts (queue, enqueued_minute, messages)"
+" SELECT ('{high,low,fsp}'::state_msg.queue_name[])[u.q OPERATOR(pg_catalog.+) 1],"
+" u.m, u.n"
+" FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int4[]),"
+" pg_catalog.unnest($2::pg_catalog.timestamptz[]),"
+" pg_catalog.unnest($3::pg_catalog.int8[])) AS u(q, m, n)";
+
+static const char *compact_counts_sql =
+"WITH folded AS (DELETE FROM state_msg.queue_counts"
+"  RETURNING queue, enqueued_minute, messages),"
+" kept AS (INSERT INTO state_msg.queue_counts (queue, enqueued_minute, messages)"
+"  SELECT queue, enqueued_minute, pg_catalog.sum(messages)::pg_catalog.int8"
+"  FROM folded GROUP BY 1, 2"
+"  HAVING pg_catalog.sum(messages) OPERATOR(pg_catalog.<>) 0)"
+" SELECT pg_catalog.count(*) FROM folded";
+
+static const char *compact_flow_sql =
+"WITH folded AS (DELETE FROM state_msg.queue_flow"
+"  RETURNING minute, queue, topic_type, arrived, processed, resync_answers),"
+" kept AS (INSERT INTO state_msg.queue_flow (minute, queue, topic_type,"
+"  arrived, processed, resync_answers)"
+"  SELECT minute, queue, topic_type, pg_catalog.sum(arrived)::pg_catalog.int8,"
+"  pg_catalog.sum(processed)::pg_catalog.int8,"
+"  pg_catalog.sum(resync_answers)::pg_catalog.int8"
+"  FROM folded WHERE minute OPERATOR(pg_catalog.>=) $1 GROUP BY 1, 2, 3)"
+" SELECT pg_catalog.count(*) FROM folded";
+
+static const char *rotation_sql =
+"SELECT generation, since FROM state_msg.queue_rotation";
+
+/* Move the generation on, unless another drainer is doing it (never waits) */
+static const char *advance_sql =
+"UPDATE state_msg.queue_rotation r SET generation = $1, since = $2"
+" FROM (SELECT l.ctid FROM state_msg.queue_rotation l"
+"  WHERE l.generation OPERATOR(pg_catalog.=) $3 FOR UPDATE SKIP LOCKED) l"
+" WHERE r.ctid OPERATOR(pg_catalog.=) l.ctid";
+
+/*
+ * The queue a message joins: relayed (source fsp) messages the fsp queue,
+ * whatever they are; then a resync answer's messages (its client's
+ * messages in a statement holding its 700/2, which travel whole) and the
+ * topic types of state_msg.high_priority_topic_types the high queue; the
+ * rest the low queue.  The one home of that rule.
+ */
+SmQueue
+sm_queue_choose(const char *source, int32 topic_type, bool resync_answer)
+{
+	if (source != NULL && strcmp(source, "fsp") == 0)
+		return SM_QUEUE_FSP;
+	if (resync_answer || sm_is_high_priority_topic_type(topic_type))
+		return SM_QUEUE_HIGH;
+	return SM_QUEUE_LOW;
+}
+
+/*
+ * A client's shard: a hash of its normalized id, modulo SM_QUEUE_SHARDS.
+ * Drainers lock shards, so no two ever process one client at once.
+ */
+int16
+sm_queue_shard(const char *client_id)
+{
+	return (int16) (hash_bytes((const unsigned char *) client_id,
+							   (int) strlen(client_id)) % SM_QUEUE_SHARDS);
+}
+
+/* The start of the minute (UTC) of a time */
+static TimestampTz
+minute_of(TimestampTz t)
+{
+	return t - (((t % USECS_PER_MINUTE) + USECS_PER_MINUTE) % USECS_PER_MINUTE);
+}
+
+/* Start accumulating a statement's or batch's counts and flow */
+QueueFlow *
+sm_queue_flow_begin(MemoryContext context)
+{
+	QueueFlow  *flow = MemoryContextAllocZero(context, sizeof(QueueFlow));
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(FlowKey);
+	ctl.entrysize = sizeof(FlowEntry);
+	ctl.hcxt = context;
+	flow->flow = hash_create("state_msg queue flow", 16, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.keysize = sizeof(CountKey);
+	ctl.entrysize = sizeof(CountEntry);
+	flow->counts = hash_create("state_msg queue counts", 16, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	return flow;
+}
+
+/* Add messages that arrived, were processed, were resync answers */
+void
+sm_queue_flow_add(QueueFlow *flow, SmQueue queue, int32 topic_type,
+				  int64 arrived, int64 processed, int64 answers)
+{
+	FlowKey		key;
+	FlowEntry  *e;
+	bool		found;
+
+	memset(&key, 0, sizeof(key));
+	key.queue = queue;
+	key.topic_type = topic_type;
+	e = hash_search(flow->flow, &key, HASH_ENTER, &found);
+	if (!found)
+		e->arrived = e->processed = e->answers = 0;
+	e->arrived += arrived;
+	e->processed += processed;
+	e->answers += answers;
+}
+
+/* Add to the messages waiting in a queue that were enqueued at a time */
+void
+sm_queue_flow_waiting(QueueFlow *flow, SmQueue queue, TimestampTz enqueued_at,
+					  int64 messages)
+{
+	CountKey	key;
+	CountEntry *e;
+	bool		found;
+
+	memset(&key, 0, sizeof(key));
+	key.queue = queue;
+	key.minute = minute_of(enqueued_at);
+	e = hash_search(flow->counts, &key, HASH_ENTER, &found);
+	if (!found)
+		e->messages = 0;
+	e->messages += messages;
+}
+
+/* An array of n values of an 8-byte, pass-by-value type */
+static Datum
+wide_array(Datum *elems, int n, Oid elemtype)
+{
+	return PointerGetDatum(construct_array(elems, n, elemtype, 8,
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * Insert what was accumulated: one queue_flow row per (queue, topic type)
+ * in the minute of now, one queue_counts row per (queue, minute of
+ * enqueuing).  Inside an SPI connection.
+ */
+void
+sm_queue_flow_write(QueueFlow *flow, TimestampTz now)
+{
+	long		nflow = hash_get_num_entries(flow->flow);
+	long		ncounts = hash_get_num_entries(flow->counts);
+	HASH_SEQ_STATUS seq;
+	int			i;
+
+	if (nflow > 0)
+	{
+		Datum	   *q = palloc(nflow * sizeof(Datum));
+		Datum	   *t = palloc(nflow * sizeof(Datum));
+		Datum	   *a = palloc(nflow * sizeof(Datum));
+		Datum	   *p = palloc(nflow * sizeof(Datum));
+		Datum	   *r = palloc(nflow * sizeof(Datum));
+		Oid			types[] = {TIMESTAMPTZOID, INT4ARRAYOID, INT4ARRAYOID,
+		INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+		Datum		args[6];
+		FlowEntry  *e;
+
+		i = 0;
+		hash_seq_init(&seq, flow->flow);
+		while ((e = hash_seq_search(&seq)) != NULL)
+		{
+			q[i] = Int32GetDatum(e->key.queue);
+			t[i] = Int32GetDatum(e->key.topic_type);
+			a[i] = Int64GetDatum(e->arrived);
+			p[i] = Int64GetDatum(e->processed);
+			r[i] = Int64GetDatum(e->answers);
+			i++;
+		}
+		args[0] = TimestampTzGetDatum(minute_of(now));
+		args[1] = PointerGetDatum(construct_array(q, i, INT4OID, 4, true,
+												  TYPALIGN_INT));
+		args[2] = PointerGetDatum(construct_array(t, i, INT4OID, 4, true,
+												  TYPALIGN_INT));
+		args[3] = wide_array(a, i, INT8OID);
+		args[4] = wide_array(p, i, INT8OID);
+		args[5] = wide_array(r, i, INT8OID);
+		sm_run_kept(&write_flow_plan, write_flow_sql, 6, types, args, NULL,
+					SPI_OK_INSERT);
+		rows_since_compaction += i;
+	}
+	if (ncounts > 0)
+	{
+		Datum	   *q = palloc(ncounts * sizeof(Datum));
+		Datum	   *m = palloc(ncounts * sizeof(Datum));
+		Datum	   *n = palloc(ncounts * sizeof(Datum));
+		Oid			types[] = {INT4ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+		Datum		args[3];
+		CountEntry *e;
+
+		i = 0;
+		hash_seq_init(&seq, flow->counts);
+		while ((e = hash_seq_search(&seq)) != NULL)
+		{
+			if (e->messages == 0)
+				continue;
+			q[i] = Int32GetDatum(e->key.queue);
+			m[i] = TimestampTzGetDatum(e->key.minute);
+			n[i] = Int64GetDatum(e->messages);
+			i++;
+		}
+		if (i > 0)
+		{
+			args[0] = PointerGetDatum(construct_array(q, i, INT4OID, 4, true,
+													  TYPALIGN_INT));
+			args[1] = wide_array(m, i, TIMESTAMPTZOID);
+			args[2] = wide_array(n, i, INT8OID);
+			sm_run_kept(&write_counts_plan, write_counts_sql, 3, types, args,
+						NULL, SPI_OK_INSERT);
+			rows_since_compaction += i;
+		}
+	}
+}
+
+/*
+ * Fold the count and flow rows into one per key under the compaction lock,
+ * if no other compaction holds it.  Inside an SPI connection, READ
+ * COMMITTED (it deletes the rows its statements see: see summaries.c).
+ */
+static bool
+compact(void)
+{
+	Oid			types[] = {TIMESTAMPTZOID};
+	Datum		args[1];
+
+	if (IsolationUsesXactSnapshot())
+		return false;
+	if (!DatumGetBool(DirectFunctionCall2(pg_try_advisory_xact_lock_int4,
+										  Int32GetDatum(SM_LOCK_CLASS),
+										  Int32GetDatum(SM_LOCK_QUEUE_COMPACT))))
+		return false;
+	sm_run_kept(&compact_counts_plan, compact_counts_sql, 0, NULL, NULL, NULL,
+				SPI_OK_SELECT);
+	args[0] = TimestampTzGetDatum(minute_of(sm_engine_now()) -
+								  SM_QUEUE_FLOW_KEEP_MINUTES * USECS_PER_MINUTE);
+	sm_run_kept(&compact_flow_plan, compact_flow_sql, 1, types, args, NULL,
+				SPI_OK_SELECT);
+	rows_since_compaction = 0;
+	return true;
+}
+
+/*
+ * Compact once this backend has inserted enough count and flow rows since
+ * it last did (or always, if force).  Inside an SPI connection.
+ */
+void
+sm_queue_maybe_compact(bool force)
+{
+	if (force || rows_since_compaction >= SM_QUEUE_COMPACT_AFTER)
+		(void) compact();
+}
+
+/*
+ * Start writing a statement's messages: draw its upload id and read the
+ * generation to write, and the engine clock (the enqueue time of all its
+ * messages).  Inside the batch's SPI connection.
+ */
+QueueWriter *
+sm_queue_writer_begin(MemoryContext context)
+{
+	MemoryContext old = MemoryContextSwitchTo(context);
+	QueueWriter *w = palloc0(sizeof(QueueWriter));
+	TupleDesc	desc = CreateTemplateTupleDesc(QROW_NATTS);
+	bool		isnull;
+	static const struct
+	{
+		const char *name;
+		Oid			type;
+	}			message_columns[INBOX_NATTS] = {
+		{"client_id", TEXTOID}, {"serial_number", INT8OID},
+		{"topic_type", INT4OID}, {"topic_id", TEXTOID},
+		{"topic_id_type", INT4OID}, {"state_id", INT4OID},
+		{"criticality", INT4OID}, {"message_time", TIMESTAMPTZOID},
+		{"user_params", TEXTARRAYOID}, {"source", TEXTOID},
+		{"user_name", TEXTOID}, {"user_sid", TEXTOID},
+		{"state_details_type", INT4OID}, {"state_details", TEXTOID},
+		{"priority", INT4OID}, {"netbios_name", TEXTOID},
+		{"client_version", TEXTOID}
+	};
+
+	TupleDescInitEntry(desc, QROW_GENERATION + 1, "generation", INT2OID, -1, 0);
+	TupleDescInitEntry(desc, QROW_QUEUE + 1, "queue", INT4OID, -1, 0);
+	TupleDescInitEntry(desc, QROW_SHARD + 1, "shard", INT2OID, -1, 0);
+	TupleDescInitEntry(desc, QROW_UPLOAD_ID + 1, "upload_id", INT8OID, -1, 0);
+	TupleDescInitEntry(desc, QROW_ROW_NUMBER + 1, "row_number", INT8OID, -1, 0);
+	TupleDescInitEntry(desc, QROW_ENQUEUED_AT + 1, "enqueued_at", TIMESTAMPTZOID, -1, 0);
+	for (int col = 0; col < INBOX_NATTS; col++)
+		TupleDescInitEntry(desc, QROW_MESSAGE + col + 1,
+						   message_columns[col].name,
+						   message_columns[col].type, -1, 0);
+	w->context = context;
+	w->desc = desc;
+	w->slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	w->rows = tuplestore_begin_heap(false, false, work_mem);
+	w->flow = sm_queue_flow_begin(context);
+	MemoryContextSwitchTo(old);
+
+	sm_run_kept(&start_upload_plan, start_upload_sql, 0, NULL, NULL, NULL,
+				SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		elog(ERROR, "state_msg.queue_rotation must hold one row");
+	w->upload_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1,
+											   &isnull));
+	w->generation = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 2,
+												&isnull));
+	SPI_freetuptable(SPI_tuptable);
+	w->now = sm_engine_now();
+	return w;
+}
+
+/* Write the rows gathered so far */
+static void
+writer_flush(QueueWriter *w)
+{
+	if (tuplestore_tuple_count(w->rows) == 0)
+		return;
+	sm_store_run_with_rows(&write_rows_plan, write_rows_sql, "sm_queue_rows",
+						   w->desc, w->rows, SPI_OK_INSERT, w->context);
+	tuplestore_clear(w->rows);
+}
+
+/*
+ * Enqueue one validated message (its inbox columns, client id normalized,
+ * in inbox order), at its position in the statement; resync_answer tells
+ * whether its client's messages in the statement include a 700/2
+ */
+void
+sm_queue_writer_put(QueueWriter *w, int64 row_number, Datum *values,
+					bool *isnull, const char *client_id, bool resync_answer)
+{
+	TupleTableSlot *slot = w->slot;
+	int32		topic_type = DatumGetInt32(values[INBOX_TOPIC_TYPE]);
+	char	   *source = TextDatumGetCString(values[INBOX_SOURCE]);
+	SmQueue		queue = sm_queue_choose(source, topic_type, resync_answer);
+
+	pfree(source);
+	ExecClearTuple(slot);
+	slot->tts_values[QROW_GENERATION] = Int16GetDatum(w->generation);
+	slot->tts_values[QROW_QUEUE] = Int32GetDatum(queue);
+	slot->tts_values[QROW_SHARD] = Int16GetDatum(sm_queue_shard(client_id));
+	slot->tts_values[QROW_UPLOAD_ID] = Int64GetDatum(w->upload_id);
+	slot->tts_values[QROW_ROW_NUMBER] = Int64GetDatum(row_number);
+	slot->tts_values[QROW_ENQUEUED_AT] = TimestampTzGetDatum(w->now);
+	memset(slot->tts_isnull, false, QROW_MESSAGE * sizeof(bool));
+	memcpy(slot->tts_values + QROW_MESSAGE, values, INBOX_NATTS * sizeof(Datum));
+	memcpy(slot->tts_isnull + QROW_MESSAGE, isnull, INBOX_NATTS * sizeof(bool));
+	ExecStoreVirtualTuple(slot);
+	tuplestore_puttupleslot(w->rows, slot);
+
+	w->total++;
+	w->per_queue[queue]++;
+	sm_queue_flow_add(w->flow, queue, topic_type, 1, 0, resync_answer ? 1 : 0);
+	if (tuplestore_tuple_count(w->rows) >= SM_QUEUE_WRITE_ROWS)
+		writer_flush(w);
+}
+
+/*
+ * Finish the statement's enqueue: write the last rows, the counts and the
+ * flow, count the messages and wake the worker.  Returns the messages
+ * enqueued.  Inside the batch's SPI connection.
+ */
+int64
+sm_queue_writer_end(QueueWriter *w)
+{
+	int64		total = w->total;
+
+	writer_flush(w);
+	tuplestore_end(w->rows);
+	ExecDropSingleTupleTableSlot(w->slot);
+	if (total > 0)
+	{
+		for (int q = 0; q < SM_QUEUE_COUNT; q++)
+			if (w->per_queue[q] > 0)
+				sm_queue_flow_waiting(w->flow, (SmQueue) q, w->now,
+									  w->per_queue[q]);
+		sm_queue_flow_write(w->flow, w->now);
+		sm_queue_maybe_compact(false);
+		sm_stats_add(SM_STAT_ENQUEUED, total);
+		sm_worker_wake();
+	}
+	return total;
+}
+
+/* The oid of partition queue_<generation> */
+static Oid
+partition_oid(int generation)
+{
+	char		name[NAMEDATALEN];
+	Oid			nsp = get_namespace_oid("state_msg", false);
+	Oid			rel;
+
+	snprintf(name, sizeof(name), "queue_%d", generation);
+	rel = get_relname_relid(name, nsp);
+	if (!OidIsValid(rel))
+		elog(ERROR, "partition state_msg.%s is missing", name);
+	return rel;
+}
+
+/* Does partition queue_<generation> hold a live row (seen now)? */
+static bool
+partition_has_rows(int generation)
+{
+	if (any_row_plan[generation] == NULL)
+	{
+		char		sql[128];
+		SPIPlanPtr	p;
+
+		snprintf(sql, sizeof(sql),
+				 "SELECT FROM state_msg.queue_%d LIMIT 1", generation);
+		p = SPI_prepare(sql, 0, NULL);
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\"", sql);
+		SPI_keepplan(p);
+		any_row_plan[generation] = p;
+	}
+	if (SPI_execute_plan(any_row_plan[generation], NULL, NULL, false, 1) !=
+		SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed for a queue partition");
+	return SPI_processed > 0;
+}
+
+/*
+ * Empty partition queue_<generation> with TRUNCATE if its lock is free at
+ * once and it holds no live row, and it has pages to give back.  Returns
+ * whether the partition is empty of live rows (truncated or not).
+ */
+static bool
+truncate_if_empty(int generation)
+{
+	Oid			relid = partition_oid(generation);
+	Relation	rel;
+	BlockNumber pages;
+	char		sql[64];
+
+	if (!ConditionalLockRelationOid(relid, AccessExclusiveLock))
+		return false;
+	if (partition_has_rows(generation))
+	{
+		UnlockRelationOid(relid, AccessExclusiveLock);
+		return false;
+	}
+	rel = table_open(relid, NoLock);
+	pages = RelationGetNumberOfBlocks(rel);
+	table_close(rel, NoLock);
+	if (pages == 0)
+	{
+		/* nothing to give back: leave the lock to others */
+		UnlockRelationOid(relid, AccessExclusiveLock);
+		return true;
+	}
+	snprintf(sql, sizeof(sql), "TRUNCATE state_msg.queue_%d", generation);
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "SPI_execute failed for \"%s\"", sql);
+	elog(DEBUG1, "state_msg: truncated drained queue partition queue_%d",
+		 generation);
+	return true;
+}
+
+/*
+ * After a drain batch: move the current generation on when it is older
+ * than state_msg.queue_rotation_interval and the next partition is empty,
+ * and empty the other partitions that hold no live row.  Inside an SPI
+ * connection; never waits for a lock.
+ */
+void
+sm_queue_rotate(void)
+{
+	bool		isnull;
+	int			current;
+	TimestampTz since;
+	TimestampTz now = sm_engine_now();
+
+	sm_run_kept(&rotation_plan, rotation_sql, 0, NULL, NULL, NULL,
+				SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		elog(ERROR, "state_msg.queue_rotation must hold one row");
+	current = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	since = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 2,
+											  &isnull));
+	if (current < 0 || current >= SM_QUEUE_GENERATIONS)
+		elog(ERROR, "state_msg.queue_rotation holds generation %d", current);
+
+	if (now - since >= sm_duration_usecs(sm_queue_rotation_interval))
+	{
+		int			next = (current + 1) % SM_QUEUE_GENERATIONS;
+
+		if (truncate_if_empty(next))
+		{
+			Oid			types[] = {INT2OID, TIMESTAMPTZOID, INT2OID};
+			Datum		args[3];
+
+			/*
+			 * Another drainer may move it at the same time: the one that
+			 * locks the row moves it; the other skips it, and changes
+			 * nothing
+			 */
+			args[0] = Int16GetDatum(next);
+			args[1] = TimestampTzGetDatum(now);
+			args[2] = Int16GetDatum(current);
+			sm_run_kept(&advance_plan, advance_sql, 3, types, args, NULL,
+						SPI_OK_UPDATE);
+			if (SPI_processed == 1)
+				current = next;
+		}
+	}
+	for (int g = 0; g < SM_QUEUE_GENERATIONS; g++)
+		if (g != current)
+			(void) truncate_if_empty(g);
+}
