@@ -2134,9 +2134,10 @@ BEGIN ATOMIC
 	WITH s AS (
 		INSERT INTO state_msg.backlog_history (sampled_at, queue, waiting,
 			oldest_age, arrival_rate_5m, processing_rate_5m, drain_eta)
-		SELECT state_msg.engine_now(), b.queue, b.waiting, b.oldest_age,
+		SELECT t.at, b.queue, b.waiting, b.oldest_age,
 			   b.arrival_rate_5m, b.processing_rate_5m, b.drain_eta
-		FROM state_msg.backlog b
+		FROM (SELECT state_msg.engine_now() AS at OFFSET 0) t
+		CROSS JOIN state_msg.backlog b
 		RETURNING 1
 	)
 	SELECT pg_catalog.count(*) FROM s;

@@ -97,14 +97,34 @@ static SPIPlanPtr throttle_update_plan;
 /* The shard the next batch of this backend starts at */
 static int	next_start_shard = -1;
 
-/* Try to lock a shard for the transaction; never waits */
+/*
+ * Try to lock a shard for the transaction; never waits.  *fresh tells
+ * whether this call took it (the transaction did not hold it yet).
+ */
 static bool
-lock_shard(int shard)
+lock_shard(int shard, bool *fresh)
+{
+	LOCKTAG		tag;
+	LockAcquireResult r;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, SM_LOCK_SHARD_CLASS, shard, 2);
+	r = LockAcquire(&tag, ExclusiveLock, false, true);
+	*fresh = (r == LOCKACQUIRE_OK);
+	return r != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
+ * Give back a shard lock this batch took but did not use (it found nothing
+ * there), so that other drainers may work on the shard's messages that
+ * arrive meanwhile
+ */
+static void
+unlock_shard(int shard)
 {
 	LOCKTAG		tag;
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, SM_LOCK_SHARD_CLASS, shard, 2);
-	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+	LockRelease(&tag, ExclusiveLock, false);
 }
 
 /* A text column of a claimed row as a C string, NULL for none */
@@ -413,11 +433,16 @@ state_msg_process_queue_batch(PG_FUNCTION_ARGS)
 		for (int i = 0; i < SM_QUEUE_SHARDS && queue_taken < queue_limit; i++)
 		{
 			int			shard = (start + i) % SM_QUEUE_SHARDS;
+			bool		fresh;
+			int64		n;
 
-			if (!lock_shard(shard))
+			if (!lock_shard(shard, &fresh))
 				continue;
-			queue_taken += claim_shard(batch, flow, (SmQueue) q, shard,
-									   queue_limit - queue_taken, row_context);
+			n = claim_shard(batch, flow, (SmQueue) q, shard,
+							queue_limit - queue_taken, row_context);
+			if (n == 0 && fresh)
+				unlock_shard(shard);
+			queue_taken += n;
 		}
 		if (q == SM_QUEUE_FSP && queue_taken > 0)
 			throttle_release(window_start, released + queue_taken);

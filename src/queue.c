@@ -671,7 +671,9 @@ sm_queue_rotate(void)
 	if (current < 0 || current >= SM_QUEUE_GENERATIONS)
 		elog(ERROR, "state_msg.queue_rotation holds generation %d", current);
 
-	if (now - since >= sm_duration_usecs(sm_queue_rotation_interval))
+	/* (a clock moved back leaves since ahead: due too) */
+	if (now < since ||
+		now - since >= sm_duration_usecs(sm_queue_rotation_interval))
 	{
 		int			next = (current + 1) % SM_QUEUE_GENERATIONS;
 
