@@ -1845,6 +1845,25 @@ COMMENT ON COLUMN state_msg.queue.priority IS 'As the inbox column';
 COMMENT ON COLUMN state_msg.queue.netbios_name IS 'As the inbox column';
 COMMENT ON COLUMN state_msg.queue.client_version IS 'As the inbox column';
 
+-- The partitions' columns say what the queue's say
+DO $$
+DECLARE
+	c record;
+BEGIN
+	FOR c IN
+		SELECT p.relname, a.attname,
+			   pg_catalog.col_description(a.attrelid, a.attnum) AS description
+		FROM pg_catalog.pg_attribute a
+		CROSS JOIN (VALUES ('queue_0'), ('queue_1'), ('queue_2')) p(relname)
+		WHERE a.attrelid OPERATOR(pg_catalog.=) 'state_msg.queue'::pg_catalog.regclass
+		  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+	LOOP
+		EXECUTE pg_catalog.format('COMMENT ON COLUMN state_msg.%I.%I IS %L',
+								  c.relname, c.attname, c.description);
+	END LOOP;
+END;
+$$;
+
 -- The generation enqueuing writes, and since when
 CREATE TABLE state_msg.queue_rotation (
 	only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),

@@ -18,6 +18,11 @@
 # Each must show both jobs succeeded in cron.job_run_details, their effect
 # in 'site' (a request issued for an old missing range, a quarantined row
 # purged), and one log line per run of each.
+#
+# Queued processing (issue 9): 'site' is set to state_msg.processing =
+# queued and a third job, CALL state_msg.process_queue(), drains the
+# messages enqueued there (the procedure commits per batch, which pg_cron
+# allows in both modes).
 
 use strict;
 use warnings;
@@ -82,6 +87,14 @@ SELECT state_msg.ingest('C2', 1, 500, 'u', 1, now());
 SELECT state_msg.request_resync('C2');
 SET client_min_messages = error;
 SELECT state_msg.ingest('C3', 1, 500, 'u', -1, now());
+ALTER DATABASE site SET state_msg.processing = queued;
+});
+	# a new session: queued; Q1 to Q40 wait (one of them at high priority)
+	$node->safe_psql(
+		'site', q{
+INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time)
+SELECT 'Q' || c, n, CASE WHEN n = 3 THEN 800 ELSE 500 END, 'u' || n, 1, now()
+FROM generate_series(1, 40) c, generate_series(1, 3) n;
 });
 
 	# as the scheduler role, logged in to 'postgres'
@@ -91,6 +104,8 @@ SELECT cron.schedule_in_database('state_msg resync check', '* * * * *',
 	'SELECT state_msg.run_resync_check()', 'site');
 SELECT cron.schedule_in_database('state_msg purge', '* * * * *',
 	'SELECT * FROM state_msg.purge()', 'site');
+SELECT cron.schedule_in_database('state_msg process queue', '* * * * *',
+	'CALL state_msg.process_queue()', 'site');
 }, extra_params => [ '-U', 'scheduler' ]);
 	return $node;
 }
@@ -112,18 +127,29 @@ for my $node ($bgw, $sock)
 	# jobs start on the minute: wait for both to have finished a run
 	ok( $node->poll_query_until(
 			'postgres', q{
-SELECT count(DISTINCT jobid) = 2 FROM cron.job_run_details
+SELECT count(DISTINCT jobid) = 3 FROM cron.job_run_details
 WHERE status IN ('succeeded', 'failed')}),
-		"$name: both jobs ran");
+		"$name: the three jobs ran");
 	is( $node->safe_psql(
 			'postgres', q{
 SELECT string_agg(DISTINCT j.jobname || ' ' || d.username || ' ' || d.database
 				  || ' ' || d.status, ', ' ORDER BY j.jobname || ' ' || d.username
 				  || ' ' || d.database || ' ' || d.status)
 FROM cron.job_run_details d JOIN cron.job j USING (jobid)}),
-		'state_msg purge scheduler site succeeded, '
+		'state_msg process queue scheduler site succeeded, '
+		  . 'state_msg purge scheduler site succeeded, '
 		  . 'state_msg resync check scheduler site succeeded',
-		"$name: both jobs succeeded as the scheduler role in site");
+		"$name: the three jobs succeeded as the scheduler role in site");
+
+	# process_queue() drained the queue: every message applied once
+	is( $node->safe_psql(
+			'site', q{
+SELECT (SELECT count(*) FROM state_msg.queue) || ' '
+	|| count(*) || ' ' || sum(messages_processed) || ' ' || sum(late_fills)
+	|| ' ' || (SELECT waiting FROM state_msg.backlog WHERE queue = 'low')
+FROM state_msg.clients WHERE client_id LIKE 'Q%'}),
+		'0 40 120 40 0',
+		"$name: process_queue drained the queue (the high 800s first: late fills)");
 
 	# their effect: C1's missing range got a request, the bad row is gone
 	is( $node->safe_psql(
