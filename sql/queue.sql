@@ -76,9 +76,14 @@ SELECT * FROM state_msg.ingest_report(
 SELECT queue, client_id, netbios_name, client_version FROM state_msg.queue
 WHERE client_id = 'GUID:R1';
 
--- Draining: high first, then low, then fsp
+-- Draining: high first, then low, then fsp.  One message: from the high
+-- queue (which shard first depends on the drainer; Q4's upload comes
+-- whole, 3 messages)
 CALL state_msg.process_queue(1);
-SELECT client_id, topic_type, state_id FROM state_msg.client_state ORDER BY 1, 2;
+SELECT count(*) IN (1, 3) AS one_or_an_upload,
+	   bool_and(client_id IN ('Q2', 'Q4', 'Q7') AND (topic_type IN (501, 800) OR client_id = 'Q4')) AS all_high
+FROM state_msg.client_state;
+SELECT queue, count(*) FROM state_msg.queue WHERE queue <> 'high' GROUP BY 1 ORDER BY 1;
 CALL state_msg.process_queue();
 SELECT count(*) AS left_in_queue FROM state_msg.queue;
 SELECT client_id, topic_type, topic_id, state_id, serial_number, source
