@@ -184,13 +184,16 @@ is( $node->safe_psql(
 		'postgres', q{
 		SELECT count(*) > 0 AND count(*) = (
 				SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
-				WHERE c.relnamespace = 'state_msg'::regnamespace)
+				JOIN pg_class ic ON ic.oid = i.indexrelid
+				WHERE c.relnamespace = 'state_msg'::regnamespace
+				  AND ic.relkind = 'i')	-- not the queue's partitioned index
 		FROM (
 			SELECT bt_index_check(i.indexrelid, true)
 			FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
 			JOIN pg_class ic ON ic.oid = i.indexrelid
 			JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'btree'
-			WHERE c.relnamespace = 'state_msg'::regnamespace) x}),
+			WHERE c.relnamespace = 'state_msg'::regnamespace
+			  AND ic.relkind = 'i') x}),
 	't',
 	'amcheck: every state_msg index is consistent with its table');
 
