@@ -24,6 +24,7 @@ for arg in "$@"; do
 		--steady) mode=steady ;;
 		--ranges) mode=ranges ;;
 		--site) mode=site ;;
+		--queue) exec bash "$(dirname "$0")/queue.sh" ;;	# queued processing (issue 9)
 		*) echo "usage: $0 [--quick | --memory | --steady | --ranges | --site]" >&2; exit 2 ;;
 	esac
 done

@@ -148,8 +148,8 @@ SELECT (SELECT count(*) FROM state_msg.queue) || ' '
 	|| count(*) || ' ' || sum(messages_processed) || ' ' || sum(late_fills)
 	|| ' ' || (SELECT waiting FROM state_msg.backlog WHERE queue = 'low')
 FROM state_msg.clients WHERE client_id LIKE 'Q%'}),
-		'0 40 120 40 0',
-		"$name: process_queue drained the queue (the high 800s first: late fills)");
+		'0 40 120 80 0',
+		"$name: process_queue drained the queue (each client's high 800, serial 3, first: serials 1 and 2 late fills)");
 
 	# their effect: C1's missing range got a request, the bad row is gone
 	is( $node->safe_psql(
