@@ -12,6 +12,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('queue');
 $node->init;
@@ -66,12 +67,13 @@ SELECT (SELECT count(*) FROM state_msg.queue) || ' '
 # Hold zz-blocker's row, then start a drainer that will wait for it
 sub crash_while_draining
 {
-	my ($call) = @_;
+	my ($call, $settings) = @_;
+	$settings //= '';
 	my $blocker = $node->background_psql('postgres');
 	$blocker->query_safe(
 		"BEGIN; SELECT 1 FROM state_msg.clients WHERE client_id = 'zz-blocker' FOR UPDATE;");
 	my $drainer = $node->background_psql('postgres', on_error_stop => 0);
-	$drainer->query_until(qr/started/, "SET state_msg.batch_chunk_size = 500;\n\\echo started\n$call;\n");
+	$drainer->query_until(qr/started/, "SET state_msg.batch_chunk_size = 500;\n$settings\n\\echo started\n$call;\n");
 
 	# wait until the drainer waits for the row lock, in the middle of its batch
 	ok( $node->poll_query_until(
@@ -79,10 +81,22 @@ sub crash_while_draining
 SELECT count(*) = 1 FROM pg_stat_activity
 WHERE wait_event_type = 'Lock' AND query ~ 'process_queue'}),
 		"drainer waits in the middle of a batch ($call)");
+	my ($pid) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
 	$node->kill9;
 	eval { $drainer->quit; };
 	eval { $blocker->quit; };
-	$node->start;
+
+	# the killed postmaster's children exit on their own: start once they did
+	for (my $i = 0; $i < 100 && kill(0, $pid); $i++) { usleep(100_000); }
+	my $started = 0;
+	for (my $i = 0; $i < 30 && !$started; $i++)
+	{
+		$started = $node->start(fail_ok => 1);
+		next if $started;
+		$node->{_pid} = undef;	# the stale pid file's, not a running server
+		usleep(500_000);
+	}
+	ok($started, 'the server starts after the crash');
 }
 
 # 1. One batch holding everything, killed mid-batch: nothing applied
@@ -97,9 +111,8 @@ is(figures(), '0 ' . ($total + 1) . ' 0 0 0',
 
 # 2. CALL process_queue() with small batches, killed after some committed
 $total += enqueue(51);
-$node->safe_psql('postgres', 'ALTER SYSTEM SET state_msg.queue_batch_size = 1000');
-$node->reload;
-crash_while_draining('CALL state_msg.process_queue()');
+crash_while_draining('CALL state_msg.process_queue()',
+	'SET state_msg.queue_batch_size = 1000;');
 my ($queued, $processed) = split / /, figures();
 ok($queued > 0 && $queued < 200 * 50 + 1,
 	"after kill -9 mid-CALL: some batches committed ($queued still queued)");
