@@ -35,12 +35,15 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
+#include "nodes/makefuncs.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
@@ -78,11 +81,11 @@ const char *const sm_queue_names[SM_QUEUE_COUNT] = {"high", "low", "fsp"};
 /* Count and flow rows this backend inserted since its last compaction */
 static int64 rows_since_compaction = 0;
 
-/* Columns of the rows written to state_msg.queue, before the message's */
+/* Columns of state_msg.queue (and its partitions), in table order */
 enum
 {
 	QROW_GENERATION,
-	QROW_QUEUE,					/* SmQueue: the statement maps it to the enum */
+	QROW_QUEUE,					/* the enum queue_name */
 	QROW_SHARD,
 	QROW_UPLOAD_ID,
 	QROW_ROW_NUMBER,
@@ -126,13 +129,22 @@ struct QueueFlow
 	HTAB	   *counts;
 };
 
-/* Writing one statement's messages to the queue */
+/*
+ * Writing one statement's messages to the queue: straight into the current
+ * partition, SM_QUEUE_WRITE_ROWS rows at a time with table_multi_insert(),
+ * each row then checked (ExecConstraints()) and entered in every index of
+ * the partition (ExecInsertIndexTuples()), as COPY does
+ */
 struct QueueWriter
 {
 	MemoryContext context;
-	TupleDesc	desc;
-	TupleTableSlot *slot;
-	Tuplestorestate *rows;
+	Relation	rel;			/* the partition, RowExclusiveLock */
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot **slots;
+	int			nslots;
+	CommandId	cid;
+	Datum		queue_labels[SM_QUEUE_COUNT];	/* the enum's values */
 	int16		generation;
 	int64		upload_id;
 	TimestampTz now;
@@ -142,7 +154,6 @@ struct QueueWriter
 };
 
 static SPIPlanPtr start_upload_plan;
-static SPIPlanPtr write_rows_plan;
 static SPIPlanPtr write_flow_plan;
 static SPIPlanPtr write_counts_plan;
 static SPIPlanPtr compact_counts_plan;
@@ -155,20 +166,6 @@ static SPIPlanPtr any_row_plan[SM_QUEUE_GENERATIONS];
 static const char *start_upload_sql =
 "SELECT pg_catalog.nextval('state_msg.queue_upload_seq'::pg_catalog.regclass),"
 " r.generation FROM state_msg.queue_rotation r";
-
-static const char *write_rows_sql =
-"INSERT INTO state_msg.queue (generation, queue, shard, upload_id, row_number,"
-" enqueued_at, client_id, serial_number, topic_type, topic_id, topic_id_type,"
-" state_id, criticality, message_time, user_params, source, user_name,"
-" user_sid, state_details_type, state_details, priority, netbios_name,"
-" client_version)"
-" SELECT r.generation,"
-" ('{high,low,fsp}'::state_msg.queue_name[])[r.queue OPERATOR(pg_catalog.+) 1],"
-" r.shard, r.upload_id, r.row_number, r.enqueued_at, r.client_id,"
-" r.serial_number, r.topic_type, r.topic_id, r.topic_id_type, r.state_id,"
-" r.criticality, r.message_time, r.user_params, r.source, r.user_name,"
-" r.user_sid, r.state_details_type, r.state_details, r.priority,"
-" r.netbios_name, r.client_version FROM sm_queue_rows r";
 
 static const char *write_flow_sql =
 "INSERT INTO state_msg.queue_flow (minute, queue, topic_type, arrived,"
@@ -437,55 +434,30 @@ sm_queue_maybe_compact(bool force)
 		(void) compact();
 }
 
+/* The oid of partition queue_<generation> */
+static Oid partition_oid(int generation);
+
 /*
  * Start writing a statement's messages: draw its upload id and read the
  * generation to write, and the engine clock (the enqueue time of all its
- * messages).  Inside the batch's SPI connection.
+ * messages); open the partition and its indexes.  Inside the batch's SPI
+ * connection.
  */
 QueueWriter *
 sm_queue_writer_begin(MemoryContext context)
 {
-	MemoryContext old = MemoryContextSwitchTo(context);
-	QueueWriter *w = palloc0(sizeof(QueueWriter));
-	TupleDesc	desc = CreateTemplateTupleDesc(QROW_NATTS);
+	MemoryContext old;
+	QueueWriter *w;
 	bool		isnull;
-	static const struct
-	{
-		const char *name;
-		Oid			type;
-	}			message_columns[INBOX_NATTS] = {
-		{"client_id", TEXTOID}, {"serial_number", INT8OID},
-		{"topic_type", INT4OID}, {"topic_id", TEXTOID},
-		{"topic_id_type", INT4OID}, {"state_id", INT4OID},
-		{"criticality", INT4OID}, {"message_time", TIMESTAMPTZOID},
-		{"user_params", TEXTARRAYOID}, {"source", TEXTOID},
-		{"user_name", TEXTOID}, {"user_sid", TEXTOID},
-		{"state_details_type", INT4OID}, {"state_details", TEXTOID},
-		{"priority", INT4OID}, {"netbios_name", TEXTOID},
-		{"client_version", TEXTOID}
-	};
-
-	TupleDescInitEntry(desc, QROW_GENERATION + 1, "generation", INT2OID, -1, 0);
-	TupleDescInitEntry(desc, QROW_QUEUE + 1, "queue", INT4OID, -1, 0);
-	TupleDescInitEntry(desc, QROW_SHARD + 1, "shard", INT2OID, -1, 0);
-	TupleDescInitEntry(desc, QROW_UPLOAD_ID + 1, "upload_id", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, QROW_ROW_NUMBER + 1, "row_number", INT8OID, -1, 0);
-	TupleDescInitEntry(desc, QROW_ENQUEUED_AT + 1, "enqueued_at", TIMESTAMPTZOID, -1, 0);
-	for (int col = 0; col < INBOX_NATTS; col++)
-		TupleDescInitEntry(desc, QROW_MESSAGE + col + 1,
-						   message_columns[col].name,
-						   message_columns[col].type, -1, 0);
-	w->context = context;
-	w->desc = desc;
-	w->slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
-	w->rows = tuplestore_begin_heap(false, false, work_mem);
-	w->flow = sm_queue_flow_begin(context);
-	MemoryContextSwitchTo(old);
+	Oid			enum_type;
 
 	sm_run_kept(&start_upload_plan, start_upload_sql, 0, NULL, NULL, NULL,
 				SPI_OK_SELECT);
 	if (SPI_processed != 1)
 		elog(ERROR, "state_msg.queue_rotation must hold one row");
+	old = MemoryContextSwitchTo(context);
+	w = palloc0(sizeof(QueueWriter));
+	w->context = context;
 	w->upload_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											   SPI_tuptable->tupdesc, 1,
 											   &isnull));
@@ -493,19 +465,57 @@ sm_queue_writer_begin(MemoryContext context)
 												SPI_tuptable->tupdesc, 2,
 												&isnull));
 	SPI_freetuptable(SPI_tuptable);
+	if (w->generation < 0 || w->generation >= SM_QUEUE_GENERATIONS)
+		elog(ERROR, "state_msg.queue_rotation holds generation %d",
+			 w->generation);
 	w->now = sm_engine_now();
+
+	/*
+	 * The partition's lock keeps drainers from truncating it until the
+	 * transaction ends (it may have been truncated since the generation was
+	 * read: the lock's invalidations give the new file)
+	 */
+	w->rel = table_open(partition_oid(w->generation), RowExclusiveLock);
+	if (RelationGetDescr(w->rel)->natts != QROW_NATTS)
+		elog(ERROR, "state_msg.queue has %d columns, not %d",
+			 RelationGetDescr(w->rel)->natts, QROW_NATTS);
+	enum_type = TupleDescAttr(RelationGetDescr(w->rel), QROW_QUEUE)->atttypid;
+	for (int q = 0; q < SM_QUEUE_COUNT; q++)
+		w->queue_labels[q] = DirectFunctionCall2(enum_in,
+												 CStringGetDatum(sm_queue_names[q]),
+												 ObjectIdGetDatum(enum_type));
+	w->estate = CreateExecutorState();
+	w->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->rri, w->rel, 0, NULL, 0);
+	ExecOpenIndices(w->rri, false);
+	w->slots = palloc0(SM_QUEUE_WRITE_ROWS * sizeof(TupleTableSlot *));
+	w->cid = GetCurrentCommandId(true);
+	w->flow = sm_queue_flow_begin(context);
+	MemoryContextSwitchTo(old);
 	return w;
 }
 
-/* Write the rows gathered so far */
+/* Write the rows gathered so far: heap, constraints, indexes */
 static void
 writer_flush(QueueWriter *w)
 {
-	if (tuplestore_tuple_count(w->rows) == 0)
+	ExprContext *econtext = GetPerTupleExprContext(w->estate);
+
+	if (w->nslots == 0)
 		return;
-	sm_store_run_with_rows(&write_rows_plan, write_rows_sql, "sm_queue_rows",
-						   w->desc, w->rows, SPI_OK_INSERT, w->context);
-	tuplestore_clear(w->rows);
+	table_multi_insert(w->rel, w->slots, w->nslots, w->cid, 0, NULL);
+	for (int i = 0; i < w->nslots; i++)
+	{
+		List	   *recheck;
+
+		ResetExprContext(econtext);
+		ExecConstraints(w->rri, w->slots[i], w->estate);
+		recheck = ExecInsertIndexTuples(w->rri, w->slots[i], w->estate,
+										false, false, NULL, NIL);
+		list_free(recheck);
+		ExecClearTuple(w->slots[i]);
+	}
+	w->nslots = 0;
 }
 
 /*
@@ -517,15 +527,23 @@ void
 sm_queue_writer_put(QueueWriter *w, int64 row_number, Datum *values,
 					bool *isnull, const char *client_id, bool resync_answer)
 {
-	TupleTableSlot *slot = w->slot;
+	TupleTableSlot *slot;
 	int32		topic_type = DatumGetInt32(values[INBOX_TOPIC_TYPE]);
 	char	   *source = TextDatumGetCString(values[INBOX_SOURCE]);
 	SmQueue		queue = sm_queue_choose(source, topic_type, resync_answer);
 
 	pfree(source);
+	if (w->slots[w->nslots] == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(w->context);
+
+		w->slots[w->nslots] = table_slot_create(w->rel, NULL);
+		MemoryContextSwitchTo(old);
+	}
+	slot = w->slots[w->nslots++];
 	ExecClearTuple(slot);
 	slot->tts_values[QROW_GENERATION] = Int16GetDatum(w->generation);
-	slot->tts_values[QROW_QUEUE] = Int32GetDatum(queue);
+	slot->tts_values[QROW_QUEUE] = w->queue_labels[queue];
 	slot->tts_values[QROW_SHARD] = Int16GetDatum(sm_queue_shard(client_id));
 	slot->tts_values[QROW_UPLOAD_ID] = Int64GetDatum(w->upload_id);
 	slot->tts_values[QROW_ROW_NUMBER] = Int64GetDatum(row_number);
@@ -534,12 +552,12 @@ sm_queue_writer_put(QueueWriter *w, int64 row_number, Datum *values,
 	memcpy(slot->tts_values + QROW_MESSAGE, values, INBOX_NATTS * sizeof(Datum));
 	memcpy(slot->tts_isnull + QROW_MESSAGE, isnull, INBOX_NATTS * sizeof(bool));
 	ExecStoreVirtualTuple(slot);
-	tuplestore_puttupleslot(w->rows, slot);
+	ExecMaterializeSlot(slot);	/* the values go with the caller's row */
 
 	w->total++;
 	w->per_queue[queue]++;
 	sm_queue_flow_add(w->flow, queue, topic_type, 1, 0, resync_answer ? 1 : 0);
-	if (tuplestore_tuple_count(w->rows) >= SM_QUEUE_WRITE_ROWS)
+	if (w->nslots >= SM_QUEUE_WRITE_ROWS)
 		writer_flush(w);
 }
 
@@ -554,8 +572,12 @@ sm_queue_writer_end(QueueWriter *w)
 	int64		total = w->total;
 
 	writer_flush(w);
-	tuplestore_end(w->rows);
-	ExecDropSingleTupleTableSlot(w->slot);
+	for (int i = 0; i < SM_QUEUE_WRITE_ROWS && w->slots[i] != NULL; i++)
+		ExecDropSingleTupleTableSlot(w->slots[i]);
+	ExecCloseIndices(w->rri);
+	FreeExecutorState(w->estate);
+	table_close(w->rel, NoLock);
+	CommandCounterIncrement();	/* later statements see the rows */
 	if (total > 0)
 	{
 		for (int q = 0; q < SM_QUEUE_COUNT; q++)

@@ -39,11 +39,12 @@ qb_median() {
 
 # The stream: every client's serials, statement k holding serials
 # (k-1) x QB_STATEMENT_SERIALS + 1 .. k x QB_STATEMENT_SERIALS of every
-# client, in client order; a few topic 800 messages (high queue)
+# client, in client order (all in the low queue: no reordering by priority,
+# so both paths must give the same clients)
 echo "== queue: $QB_ROWS messages per run ($QB_CLIENTS clients x $QB_SERIALS), $QB_STATEMENTS statements"
 psql -c "CREATE TABLE bench.q_stream AS
 SELECT (s - 1) / $QB_STATEMENT_SERIALS + 1 AS stmt, 'c' || lpad(c::text, 7, '0') AS client_id,
-	   s AS serial_number, CASE WHEN s % 25 = 0 THEN 800 ELSE 500 END AS topic_type,
+	   s AS serial_number, CASE WHEN s % 25 = 0 THEN 501 ELSE 500 END AS topic_type,
 	   'u' || (s % 40) AS topic_id, (c + s) % 4 AS state_id,
 	   timestamptz '2026-11-10 00:00+00' + s * interval '1 minute' AS message_time
 FROM generate_series(1, $QB_CLIENTS) c, generate_series(1, $QB_SERIALS) s
