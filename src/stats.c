@@ -173,6 +173,7 @@ sm_stats_add(SmStat which, int64 n)
 	int			level;
 
 	Assert(which >= 0 && which < SM_STAT_COUNT);
+	Assert(IsTransactionState());
 	if (n == 0)
 		return;
 	if (!callbacks_registered)
