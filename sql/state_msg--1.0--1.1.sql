@@ -1869,3 +1869,87 @@ FROM state_msg.clients c, clock
 WHERE state_msg.has_open_request(c)
   AND c.last_resync_issued_time OPERATOR(pg_catalog.<=)
 	  (clock.now OPERATOR(pg_catalog.-) state_msg.min_resync_period());
+
+-- ---------------------------------------------------------------------
+-- The engine's counters (issue 9, task S): state_msg.stats and
+-- state_msg.stats_reset()
+-- ---------------------------------------------------------------------
+
+-- The counters as one row: this database's (with the library in
+-- shared_preload_libraries) or this backend's (without).
+CREATE FUNCTION state_msg.stats_read(
+	OUT enqueued bigint,
+	OUT processed bigint,
+	OUT processed_in_order bigint,
+	OUT processed_gap bigint,
+	OUT processed_late_fill bigint,
+	OUT processed_duplicate bigint,
+	OUT processed_serial_reset bigint,
+	OUT processed_unserialized bigint,
+	OUT rejected bigint,
+	OUT batches bigint,
+	OUT processing_time double precision,
+	OUT resyncs_issued bigint,
+	OUT resyncs_reissued bigint,
+	OUT resyncs_completed bigint,
+	OUT resyncs_held_back bigint,
+	OUT stats_reset timestamptz,
+	OUT shared boolean)
+RETURNS record
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'state_msg_stats_read';
+REVOKE ALL ON FUNCTION state_msg.stats_read() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION state_msg.stats_read() TO state_msg_reader;
+COMMENT ON FUNCTION state_msg.stats_read() IS
+	'The counters of state_msg.stats as one row: this database''s with the library preloaded, this backend''s without';
+
+CREATE VIEW state_msg.stats AS
+SELECT * FROM state_msg.stats_read();
+REVOKE ALL ON state_msg.stats FROM PUBLIC;
+GRANT SELECT ON state_msg.stats TO state_msg_reader;
+COMMENT ON VIEW state_msg.stats IS
+	'The engine''s counters, one row, counted at commit (a rolled-back batch counts nothing): cluster-wide for this database when the library is in shared_preload_libraries (shared true), else this backend''s own (shared false)';
+COMMENT ON COLUMN state_msg.stats.enqueued IS
+	'Messages enqueued (state_msg.processing = queued)';
+COMMENT ON COLUMN state_msg.stats.processed IS
+	'Messages processed, all verdicts (the sum of the six processed_ columns)';
+COMMENT ON COLUMN state_msg.stats.processed_in_order IS
+	'Messages processed with the verdict in_order';
+COMMENT ON COLUMN state_msg.stats.processed_gap IS
+	'Messages processed with the verdict gap';
+COMMENT ON COLUMN state_msg.stats.processed_late_fill IS
+	'Messages processed with the verdict late_fill';
+COMMENT ON COLUMN state_msg.stats.processed_duplicate IS
+	'Messages processed with the verdict duplicate';
+COMMENT ON COLUMN state_msg.stats.processed_serial_reset IS
+	'Messages processed with the verdict serial_reset';
+COMMENT ON COLUMN state_msg.stats.processed_unserialized IS
+	'Messages processed with the verdict unserialized';
+COMMENT ON COLUMN state_msg.stats.rejected IS
+	'Rows and messages quarantined in state_msg.rejected_messages';
+COMMENT ON COLUMN state_msg.stats.batches IS
+	'Batches that processed at least one message (an entry point''s statement or call, a drain batch)';
+COMMENT ON COLUMN state_msg.stats.processing_time IS
+	'Time those batches took, from their start to their end, in milliseconds';
+COMMENT ON COLUMN state_msg.stats.resyncs_issued IS
+	'Resync requests issued: by the check cycle for missing serials, by serial resets, by request_resync()';
+COMMENT ON COLUMN state_msg.stats.resyncs_reissued IS
+	'Resync requests issued again by the check cycle (the three-day rule)';
+COMMENT ON COLUMN state_msg.stats.resyncs_completed IS
+	'Resync completions processed: 700/2 messages that were not duplicates';
+COMMENT ON COLUMN state_msg.stats.resyncs_held_back IS
+	'Resync requests the check cycle held back because their answer or missing serials wait in the queue';
+COMMENT ON COLUMN state_msg.stats.stats_reset IS
+	'Since when the counters count: the last stats_reset(), else the server''s start (shared) or the library''s load in this backend';
+COMMENT ON COLUMN state_msg.stats.shared IS
+	'True: the counters of every session and worker in this database (library preloaded); false: this backend''s own';
+
+-- Zero the counters state_msg.stats shows (at once; a rollback keeps it).
+CREATE FUNCTION state_msg.stats_reset()
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'state_msg_stats_reset';
+REVOKE ALL ON FUNCTION state_msg.stats_reset() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION state_msg.stats_reset() TO state_msg_operator;
+COMMENT ON FUNCTION state_msg.stats_reset() IS
+	'Zero the counters of state_msg.stats: this database''s with the library preloaded, this backend''s without; not undone by a rollback';

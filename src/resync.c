@@ -254,6 +254,8 @@ state_msg_run_resync_check(PG_FUNCTION_ARGS)
 					(long long) reissued, (long long) skipped)));
 
 	sm_notify_resync_issued(issued + reissued);
+	sm_stats_add(SM_STAT_RESYNCS_ISSUED, issued);
+	sm_stats_add(SM_STAT_RESYNCS_REISSUED, reissued);
 	result[0] = Int64GetDatum(issued);
 	result[1] = Int64GetDatum(reissued);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, result,
@@ -329,6 +331,7 @@ state_msg_request_resync(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_finish failed");
 
 	sm_notify_resync_issued(1);
+	sm_stats_add(SM_STAT_RESYNCS_ISSUED, 1);
 	PG_RETURN_INT64(request_id);
 }
 

@@ -155,6 +155,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("state_msg");
+	sm_stats_init();
 }
 
 /* A duration setting in microseconds */

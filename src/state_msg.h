@@ -376,6 +376,7 @@ typedef enum SmStat
 	SM_STAT_COUNT
 } SmStat;
 extern void sm_stats_add(SmStat which, int64 n);
+extern void sm_stats_init(void);
 
 /* worker.c: the background worker that drains the queue */
 extern void sm_worker_wake(void);
