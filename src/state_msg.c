@@ -65,6 +65,7 @@ static const struct config_enum_entry processing_options[] = {
 	{"queued", PROCESSING_QUEUED, false},
 	{NULL, 0, false}
 };
+int			sm_max_resync_requests_per_cycle = -1;
 
 static const struct config_enum_entry bad_message_options[] = {
 	{"quarantine", BAD_MESSAGE_QUARANTINE, false},
@@ -307,7 +308,16 @@ _PG_init(void)
 					NULL,
 					&sm_backlog_history_retention, 14 * 24 * 60, 0);
 
+	DefineCustomIntVariable("state_msg.max_resync_requests_per_cycle",
+							"Most resync requests one check cycle issues; -1 for no limit.",
+							"The longest overdue clients are asked first; the rest wait for later cycles, so that a restored site asks its clients back gradually.",
+							&sm_max_resync_requests_per_cycle,
+							-1, -1, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("state_msg");
+	sm_stats_init();
 }
 
 /* A duration setting in microseconds */

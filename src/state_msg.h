@@ -263,6 +263,7 @@ extern int	sm_backlog_significant_messages;
 extern double sm_backlog_significant_age;
 extern double sm_backlog_history_retention;
 extern bool sm_is_high_priority_topic_type(int32 topic_type);
+extern int	sm_max_resync_requests_per_cycle;
 extern int64 sm_duration_usecs(double minutes);
 extern TimestampTz sm_engine_now(void);
 extern TimestampTz sm_effective_time(TimestampTz message_time,
@@ -434,6 +435,7 @@ typedef enum SmStat
 	SM_STAT_COUNT
 } SmStat;
 extern void sm_stats_add(SmStat which, int64 n);
+extern void sm_stats_init(void);
 
 /* worker.c: the background worker that drains the queue */
 extern void sm_worker_wake(void);
