@@ -280,7 +280,9 @@ sub same_value
 	my ($shown, $want, $relative) = @_;
 	return $shown eq 'NaN' if $want eq '';
 	return 0 if $shown !~ /^[-+]?[0-9.]+(e[-+]?[0-9]+)?$/i;
-	return abs($shown - $want) <= ($relative // 1e-9) * (1 + abs($want));
+	return abs($shown - $want) <= $relative * abs($want) + 1e-9
+	  if defined $relative;
+	return abs($shown - $want) <= 1e-9 * (1 + abs($want));
 }
 
 # Check every dashboard series against the views
