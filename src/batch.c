@@ -114,6 +114,7 @@ struct MessageBatch
 								 * held as TOAST pointers */
 	/* queued processing (queue.c) */
 	bool		enqueue;		/* enqueue the messages, do not process */
+	QueueWriter *writer;		/* where they go, from the first one on */
 	HTAB	   *answer_clients; /* clients with a 700/2 among the messages */
 	QueueFlow  *flow;			/* an entry point's immediate batch: its
 								 * messages as arrived and processed */
@@ -294,6 +295,7 @@ quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 }
 
 static bool is_resync_complete(const StateMessage *msg);
+static bool is_answer_client(MessageBatch *batch, const char *client_id);
 
 /* A C string as a text datum, NULL for none */
 static void
@@ -347,12 +349,32 @@ put_message(MessageBatch *batch, const StateMessage *msg)
 	put_text(slot, WORK_NETBIOS_NAME, msg->netbios_name);
 	put_text(slot, WORK_CLIENT_VERSION, msg->client_version);
 	ExecStoreVirtualTuple(slot);
-	tuplesort_puttupleslot(batch->sort, slot);
 
 	/* a resync answer's messages join the high queue (queue.c) */
 	if (batch->answer_clients != NULL && is_resync_complete(msg))
 		(void) hash_search(batch->answer_clients, msg->client_id, HASH_ENTER,
 						   NULL);
+
+	if (batch->enqueue)
+	{
+		/*
+		 * Enqueued at once, in arrival order (the work row's columns after
+		 * row_number are the inbox's); the client's messages before its
+		 * 700/2 move to the high queue at the end (sm_queue_writer_end())
+		 */
+		StaticAssertStmt(WORK_CLIENT_ID == INBOX_CLIENT_ID + 1 &&
+						 WORK_CLIENT_VERSION == INBOX_CLIENT_VERSION + 1,
+						 "work rows hold the inbox columns in inbox order");
+		if (batch->writer == NULL)
+			batch->writer = sm_queue_writer_begin(batch->context);
+		sm_queue_writer_put(batch->writer, msg->row_number,
+							slot->tts_values + WORK_CLIENT_ID,
+							slot->tts_isnull + WORK_CLIENT_ID,
+							msg->client_id,
+							is_answer_client(batch, msg->client_id));
+		return;
+	}
+	tuplesort_puttupleslot(batch->sort, slot);
 }
 
 /* Does the client have a 700/2 among the batch's messages? */
@@ -716,43 +738,27 @@ chunk_bytes(MessageBatch *batch)
 }
 
 /*
- * Enqueue the sorted messages (queued processing), in client order, each at
- * its position in the statement
+ * Finish the enqueue (queued processing): the messages were written as they
+ * came; the clients with a 700/2 among them are resync answers
  */
 static void
-enqueue_sorted(MessageBatch *batch)
+enqueue_finish(MessageBatch *batch)
 {
-	MemoryContext old = MemoryContextSwitchTo(batch->chunk_context);
-	QueueWriter *writer = sm_queue_writer_begin(batch->context);
-	char	   *client_id = NULL;
-	bool		answer = false;
+	HASH_SEQ_STATUS seq;
+	char	   *client;
+	char	  **answers;
+	int			nanswers = 0;
 
-	while (tuplesort_gettupleslot(batch->sort, true, false, batch->get_slot,
-								  NULL))
-	{
-		TupleTableSlot *slot = batch->get_slot;
-
-		CHECK_FOR_INTERRUPTS();
-		slot_getallattrs(slot);
-		if (client_id == NULL || !same_client(slot, client_id))
-		{
-			MemoryContextReset(batch->chunk_context);
-			client_id = TextDatumGetCString(slot->tts_values[WORK_CLIENT_ID]);
-			answer = is_answer_client(batch, client_id);
-		}
-		/* the work row's columns after row_number are the inbox's */
-		StaticAssertStmt(WORK_CLIENT_ID == INBOX_CLIENT_ID + 1 &&
-						 WORK_CLIENT_VERSION == INBOX_CLIENT_VERSION + 1,
-						 "work rows hold the inbox columns in inbox order");
-		sm_queue_writer_put(writer,
-							DatumGetInt64(slot->tts_values[WORK_ROW_NUMBER]),
-							slot->tts_values + WORK_CLIENT_ID,
-							slot->tts_isnull + WORK_CLIENT_ID,
-							client_id, answer);
-	}
-	batch->counts[VERDICT_QUEUED] = sm_queue_writer_end(writer);
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(batch->chunk_context);
+	if (batch->writer == NULL)
+		return;					/* no good message */
+	answers = palloc(Max(hash_get_num_entries(batch->answer_clients), 1) *
+					 sizeof(char *));
+	hash_seq_init(&seq, batch->answer_clients);
+	while ((client = hash_seq_search(&seq)) != NULL)
+		answers[nanswers++] = client;
+	batch->counts[VERDICT_QUEUED] = sm_queue_writer_end(batch->writer, answers,
+														nanswers);
+	batch->writer = NULL;
 }
 
 /*
@@ -795,7 +801,7 @@ sm_batch_finish(MessageBatch *batch, int64 *counts)
 
 	tuplesort_performsort(batch->sort);
 	if (batch->enqueue)
-		enqueue_sorted(batch);
+		enqueue_finish(batch);
 	old = MemoryContextSwitchTo(batch->chunk_context);
 	while (tuplesort_gettupleslot(batch->sort, true, false, batch->get_slot,
 								  NULL))

@@ -161,6 +161,8 @@ static SPIPlanPtr compact_flow_plan;
 static SPIPlanPtr rotation_plan;
 static SPIPlanPtr advance_plan;
 static SPIPlanPtr any_row_plan[SM_QUEUE_GENERATIONS];
+static SPIPlanPtr answer_rows_plan[SM_QUEUE_GENERATIONS];
+static SPIPlanPtr move_plan[SM_QUEUE_GENERATIONS];
 
 /* The upload's id (one per enqueuing statement) and the generation to write */
 static const char *start_upload_sql =
@@ -521,7 +523,8 @@ writer_flush(QueueWriter *w)
 /*
  * Enqueue one validated message (its inbox columns, client id normalized,
  * in inbox order), at its position in the statement; resync_answer tells
- * whether its client's messages in the statement include a 700/2
+ * whether its client's messages in the statement so far include a 700/2
+ * (those before it are moved by sm_queue_writer_end())
  */
 void
 sm_queue_writer_put(QueueWriter *w, int64 row_number, Datum *values,
@@ -556,18 +559,125 @@ sm_queue_writer_put(QueueWriter *w, int64 row_number, Datum *values,
 
 	w->total++;
 	w->per_queue[queue]++;
-	sm_queue_flow_add(w->flow, queue, topic_type, 1, 0, resync_answer ? 1 : 0);
+	sm_queue_flow_add(w->flow, queue, topic_type, 1, 0, 0);
 	if (w->nslots >= SM_QUEUE_WRITE_ROWS)
 		writer_flush(w);
 }
 
 /*
- * Finish the statement's enqueue: write the last rows, the counts and the
- * flow, count the messages and wake the worker.  Returns the messages
- * enqueued.  Inside the batch's SPI connection.
+ * The statement's resync answers: every row of this upload of a client with
+ * a 700/2 in the statement joins the high queue (an fsp row stays in fsp)
+ * and counts as a resync answer.  Rows written before the client's 700/2
+ * came went by their topic type; move them now (an update of rows this
+ * transaction wrote, in a partition that will be truncated once drained).
+ */
+static void
+writer_answers(QueueWriter *w, char **clients, int nclients)
+{
+	Oid			find_types[] = {INT2ARRAYOID, INT8OID, TEXTARRAYOID};
+	Oid			move_types[] = {TIDARRAYOID};
+	Datum		args[3];
+	Datum	   *shards = palloc(nclients * sizeof(Datum));
+	Datum	   *ids = palloc(nclients * sizeof(Datum));
+	Datum	   *moved;
+	int			nmoved = 0;
+	SPITupleTable *rows;
+	uint64		nrows;
+
+	for (int i = 0; i < nclients; i++)
+	{
+		shards[i] = Int16GetDatum(sm_queue_shard(clients[i]));
+		ids[i] = CStringGetTextDatum(clients[i]);
+	}
+	args[0] = PointerGetDatum(construct_array(shards, nclients, INT2OID, 2,
+											  true, TYPALIGN_SHORT));
+	args[1] = Int64GetDatum(w->upload_id);
+	args[2] = PointerGetDatum(construct_array(ids, nclients, TEXTOID, -1,
+											  false, TYPALIGN_INT));
+	if (answer_rows_plan[w->generation] == NULL)
+	{
+		char		sql[512];
+		SPIPlanPtr	p;
+
+		snprintf(sql, sizeof(sql),
+				 "SELECT q.ctid, q.queue::pg_catalog.text, q.topic_type"
+				 " FROM state_msg.queue_%d q"
+				 " WHERE q.queue OPERATOR(pg_catalog.=) ANY ('{high,low,fsp}'::state_msg.queue_name[])"
+				 " AND q.shard OPERATOR(pg_catalog.=) ANY ($1)"
+				 " AND q.upload_id OPERATOR(pg_catalog.=) $2"
+				 " AND q.client_id OPERATOR(pg_catalog.=) ANY ($3)", w->generation);
+		p = SPI_prepare(sql, 3, find_types);
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\"", sql);
+		SPI_keepplan(p);
+		answer_rows_plan[w->generation] = p;
+	}
+	if (SPI_execute_plan(answer_rows_plan[w->generation], args, NULL, false,
+						 0) != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed for a resync answer's rows");
+	rows = SPI_tuptable;
+	nrows = SPI_processed;
+	moved = palloc(Max(nrows, 1) * sizeof(Datum));
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		bool		isnull;
+		char	   *queue = TextDatumGetCString(SPI_getbinval(rows->vals[i],
+															  rows->tupdesc,
+															  2, &isnull));
+		int32		topic_type = DatumGetInt32(SPI_getbinval(rows->vals[i],
+															 rows->tupdesc,
+															 3, &isnull));
+		SmQueue		q = SM_QUEUE_HIGH;
+
+		if (strcmp(queue, "fsp") == 0)
+			q = SM_QUEUE_FSP;
+		else if (strcmp(queue, "low") == 0)
+		{
+			moved[nmoved++] = SPI_getbinval(rows->vals[i], rows->tupdesc, 1,
+											&isnull);
+			/* arrived in high, not low */
+			sm_queue_flow_add(w->flow, SM_QUEUE_LOW, topic_type, -1, 0, 0);
+			sm_queue_flow_add(w->flow, SM_QUEUE_HIGH, topic_type, 1, 0, 0);
+			w->per_queue[SM_QUEUE_LOW]--;
+			w->per_queue[SM_QUEUE_HIGH]++;
+		}
+		sm_queue_flow_add(w->flow, q, topic_type, 0, 0, 1);
+	}
+	if (nmoved > 0)
+	{
+		if (move_plan[w->generation] == NULL)
+		{
+			char		sql[256];
+			SPIPlanPtr	p;
+
+			snprintf(sql, sizeof(sql),
+					 "UPDATE state_msg.queue_%d SET queue = 'high'"
+					 " WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)", w->generation);
+			p = SPI_prepare(sql, 1, move_types);
+			if (p == NULL)
+				elog(ERROR, "SPI_prepare failed for \"%s\"", sql);
+			SPI_keepplan(p);
+			move_plan[w->generation] = p;
+		}
+		args[0] = PointerGetDatum(construct_array(moved, nmoved, TIDOID,
+												  sizeof(ItemPointerData),
+												  false, TYPALIGN_SHORT));
+		if (SPI_execute_plan(move_plan[w->generation], args, NULL, false, 0) !=
+			SPI_OK_UPDATE || SPI_processed != (uint64) nmoved)
+			elog(ERROR, "state_msg: a resync answer's rows were not all moved");
+	}
+	SPI_freetuptable(rows);
+}
+
+/*
+ * Finish the statement's enqueue: write the last rows, move the resync
+ * answers' rows (answer_clients: the clients with a 700/2 in the
+ * statement), write the counts and the flow, count the messages and wake
+ * the worker.  Returns the messages enqueued.  Inside the batch's SPI
+ * connection.
  */
 int64
-sm_queue_writer_end(QueueWriter *w)
+sm_queue_writer_end(QueueWriter *w, char **answer_clients, int nanswer_clients)
 {
 	int64		total = w->total;
 
@@ -578,6 +688,8 @@ sm_queue_writer_end(QueueWriter *w)
 	FreeExecutorState(w->estate);
 	table_close(w->rel, NoLock);
 	CommandCounterIncrement();	/* later statements see the rows */
+	if (nanswer_clients > 0)
+		writer_answers(w, answer_clients, nanswer_clients);
 	if (total > 0)
 	{
 		for (int q = 0; q < SM_QUEUE_COUNT; q++)

@@ -355,7 +355,8 @@ extern QueueWriter *sm_queue_writer_begin(MemoryContext context);
 extern void sm_queue_writer_put(QueueWriter *writer, int64 row_number,
 								Datum *values, bool *isnull,
 								const char *client_id, bool resync_answer);
-extern int64 sm_queue_writer_end(QueueWriter *writer);
+extern int64 sm_queue_writer_end(QueueWriter *writer, char **answer_clients,
+								 int nanswer_clients);
 extern QueueFlow *sm_queue_flow_begin(MemoryContext context);
 extern void sm_queue_flow_add(QueueFlow *flow, SmQueue queue, int32 topic_type,
 							  int64 arrived, int64 processed, int64 answers);
