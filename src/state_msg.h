@@ -377,6 +377,7 @@ typedef enum SmStat
 extern void sm_stats_add(SmStat which, int64 n);
 
 /* worker.c: the background worker that drains the queue */
+extern void sm_worker_init(void);
 extern void sm_worker_wake(void);
 
 #endif							/* STATE_MSG_H */
