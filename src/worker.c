@@ -725,6 +725,9 @@ sm_launcher_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			/* look at every database again now, under the new settings */
+			for (int i = 0; i < worker_shared->nslots; i++)
+				entries[i].next_start = 0;
 		}
 
 		MemoryContextSwitchTo(loop_context);
@@ -1075,6 +1078,8 @@ sm_worker_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			naptime = duration_usecs(sm_worker_naptime);
+			/* a round now, under the new settings */
+			next_drain = Min(next_drain, paused_until);
 		}
 		worker_leave_if_wanted();
 		MemoryContextReset(loop_context);
