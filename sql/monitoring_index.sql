@@ -33,3 +33,15 @@ select count(*) from SR_ClientMessageStats where LastResyncIssuedTime is not nul
   and LastResyncClientCompletedTime is null;
 RESET enable_seqscan;
 RESET search_path;
+
+-- The check cycle's candidates (and resync_candidates, resync_reissue_due,
+-- resync_outstanding) come from the open requests (clients_open_request)
+-- and the missing ranges by detection time, not from every client.
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF)
+SELECT * FROM state_msg.resync_due_clients(now(), now());
+EXPLAIN (COSTS OFF)
+SELECT * FROM state_msg.resync_reissue_due;
+EXPLAIN (COSTS OFF)
+SELECT * FROM state_msg.resync_outstanding;
+RESET enable_seqscan;

@@ -39,3 +39,31 @@ SELECT client_id, action, reason, last_resync_issued_time IS NOT NULL AS issued,
 FROM state_msg.resync_candidates ORDER BY 1;
 SELECT * FROM state_msg.run_resync_check();
 SELECT count(*) FROM state_msg.resync_candidates;
+
+-- Pacing: with max_resync_requests_per_cycle, a cycle issues at most that
+-- many requests, the longest overdue first; the rest wait for later cycles
+-- (and count as skipped), and -1 lifts the limit.
+-- S's gap is detected first (4 hours before P's), then R's, Q's and P's.
+SET state_msg.clock_offset = '-4h';
+SELECT state_msg.ingest('S', s, 500, 'u' || s, 1, now()) FROM generate_series(1, 3, 2) s;
+SET state_msg.clock_offset = '-3h';
+SELECT state_msg.ingest('R', s, 500, 'u' || s, 1, now()) FROM generate_series(1, 3, 2) s;
+SET state_msg.clock_offset = '-2h';
+SELECT state_msg.ingest('Q', s, 500, 'u' || s, 1, now()) FROM generate_series(1, 3, 2) s;
+SET state_msg.clock_offset = '-1h';
+SELECT state_msg.ingest('P', s, 500, 'u' || s, 1, now()) FROM generate_series(1, 3, 2) s;
+SET state_msg.clock_offset = '3d';
+SELECT client_id, action FROM state_msg.resync_candidates ORDER BY due_at, client_id;
+SET state_msg.max_resync_requests_per_cycle = 2;
+SELECT * FROM state_msg.run_resync_check();
+SELECT client_id, reason FROM state_msg.resync_requests
+WHERE client_id IN ('P', 'Q', 'R', 'S') ORDER BY request_id;
+SET state_msg.max_resync_requests_per_cycle = 0;
+SELECT * FROM state_msg.run_resync_check();
+SET state_msg.max_resync_requests_per_cycle = -1;
+SELECT * FROM state_msg.run_resync_check();
+SELECT client_id, reason FROM state_msg.resync_requests
+WHERE client_id IN ('P', 'Q', 'R', 'S') ORDER BY request_id;
+SET state_msg.max_resync_requests_per_cycle = -2;
+RESET state_msg.max_resync_requests_per_cycle;
+RESET state_msg.clock_offset;

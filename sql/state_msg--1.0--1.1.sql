@@ -1754,3 +1754,202 @@ CREATE INDEX clients_resync_issued ON state_msg.clients (client_id)
 	WHERE pg_catalog.timezone('UTC', last_resync_issued_time) IS NOT NULL;
 COMMENT ON INDEX state_msg.clients_resync_issued IS
 	'The clients ever issued a resync request, with their issue and completion times: the monitoring queries over sr_clientmessagestats read only these';
+
+-- ---------------------------------------------------------------------
+-- Resync work that follows what is outstanding, not the fleet (issue 8),
+-- and pacing (issue 9): the check cycle, resync_candidates and the views
+-- of outstanding requests read only the clients with an open request or a
+-- missing range, through indexes, instead of every client.
+-- ---------------------------------------------------------------------
+
+/*
+ * The clients with an open request (has_open_request(), spelled out: an
+ * index predicate cannot call a function on the row), by issue time.  Only
+ * an issue or a completion changes these columns, so batches' updates of
+ * clients stay HOT.
+ */
+CREATE INDEX clients_open_request ON state_msg.clients (last_resync_issued_time)
+	WHERE last_resync_issued_time IS NOT NULL
+	  AND (last_resync_client_completed_time IS NULL
+		   OR last_resync_client_completed_time
+			  OPERATOR(pg_catalog.<) last_resync_issued_time);
+COMMENT ON INDEX state_msg.clients_open_request IS
+	'The clients with an outstanding resync request (has_open_request()), by issue time: the check cycle''s reissues and the views of outstanding requests read only these';
+
+/*
+ * The clients a check cycle with these bounds would act on, and why.  The
+ * candidates come from two index scans, whose cost follows what is
+ * outstanding: the open requests issued before reissue_before
+ * (clients_open_request) and the clients with a missing range detected
+ * before missing_before (missing_ranges' detected_at index).  Each is then
+ * tested with the cycle's one rule, resync_due().  due_at is when the
+ * action became due: the issue plus min_resync_period, or the oldest
+ * missing range's detection plus min_missing_message_age (from the bounds,
+ * so that as_of need not be passed).
+ */
+CREATE FUNCTION state_msg.resync_due_clients(
+	reissue_before timestamptz,
+	missing_before timestamptz,
+	OUT client_id text,
+	OUT reissue boolean,
+	OUT last_resync_issued_time timestamptz,
+	OUT oldest_missing_detected_at timestamptz,
+	OUT overdue interval)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+AS $$
+	SELECT c.client_id,
+		   state_msg.has_open_request(c),
+		   c.last_resync_issued_time,
+		   m.oldest,
+		   CASE WHEN state_msg.has_open_request(c)
+		   THEN reissue_before OPERATOR(pg_catalog.-) c.last_resync_issued_time
+		   ELSE missing_before OPERATOR(pg_catalog.-) m.oldest
+		   END
+	FROM state_msg.clients c
+	LEFT JOIN LATERAL (
+		SELECT pg_catalog.min(r.detected_at) AS oldest
+		FROM state_msg.missing_ranges r
+		WHERE r.client_id OPERATOR(pg_catalog.=) c.client_id) AS m ON true
+	WHERE c.client_id OPERATOR(pg_catalog.=) ANY (ARRAY(
+			SELECT o.client_id FROM state_msg.clients o
+			WHERE state_msg.has_open_request(o)
+			  AND o.last_resync_issued_time OPERATOR(pg_catalog.<=) reissue_before
+			UNION
+			SELECT r.client_id FROM state_msg.missing_ranges r
+			WHERE r.detected_at OPERATOR(pg_catalog.<=) missing_before))
+	  AND state_msg.resync_due(c, reissue_before, missing_before)
+$$;
+REVOKE ALL ON FUNCTION state_msg.resync_due_clients(timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION state_msg.resync_due_clients(timestamptz, timestamptz)
+	TO state_msg_reader;
+COMMENT ON FUNCTION state_msg.resync_due_clients(timestamptz, timestamptz) IS
+	'The clients a check cycle with these bounds would act on (resync_due()), found through the open requests and the missing ranges rather than every client: whether it is a reissue, the last issue, the oldest missing range''s detection, and how long overdue the action is';
+
+CREATE OR REPLACE VIEW state_msg.resync_candidates AS
+WITH clock AS (SELECT state_msg.engine_now() AS now)
+SELECT d.client_id COLLATE pg_catalog."C" AS client_id,
+	   CASE WHEN d.reissue THEN 'reissue' ELSE 'request' END AS action,
+	   CASE WHEN d.reissue
+	   THEN 'outstanding request not completed within min_resync_period'
+	   ELSE 'missing range older than min_missing_message_age'
+	   END AS reason,
+	   d.last_resync_issued_time,
+	   d.oldest_missing_detected_at,
+	   clock.now OPERATOR(pg_catalog.-) d.overdue AS due_at
+FROM clock,
+	 state_msg.resync_due_clients(
+		clock.now OPERATOR(pg_catalog.-) state_msg.min_resync_period(),
+		clock.now OPERATOR(pg_catalog.-) state_msg.min_missing_message_age()) AS d;
+
+CREATE OR REPLACE VIEW state_msg.resync_outstanding AS
+WITH clock AS (SELECT state_msg.engine_now() AS now)
+SELECT pg_catalog.count(*) FILTER (
+		   WHERE c.last_resync_issued_time
+				 OPERATOR(pg_catalog.>) c.last_resync_client_completed_time)
+		   AS issued_not_completed,
+	   pg_catalog.count(*) FILTER (
+		   WHERE c.last_resync_client_completed_time IS NULL)
+		   AS never_completed,
+	   pg_catalog.count(*) FILTER (
+		   WHERE state_msg.has_open_request(c)
+			 AND c.last_resync_issued_time OPERATOR(pg_catalog.<=)
+				 (clock.now OPERATOR(pg_catalog.-) state_msg.min_resync_period()))
+		   AS due_for_reissue
+FROM state_msg.clients c, clock
+WHERE pg_catalog.timezone('UTC', c.last_resync_issued_time) IS NOT NULL;
+
+CREATE OR REPLACE VIEW state_msg.resync_reissue_due AS
+WITH clock AS (SELECT state_msg.engine_now() AS now)
+SELECT c.client_id,
+	   c.last_resync_issued_time,
+	   c.last_resync_client_completed_time,
+	   clock.now OPERATOR(pg_catalog.-) c.last_resync_issued_time AS waited
+FROM state_msg.clients c, clock
+WHERE state_msg.has_open_request(c)
+  AND c.last_resync_issued_time OPERATOR(pg_catalog.<=)
+	  (clock.now OPERATOR(pg_catalog.-) state_msg.min_resync_period());
+
+-- ---------------------------------------------------------------------
+-- The engine's counters (issue 9, task S): state_msg.stats and
+-- state_msg.stats_reset()
+-- ---------------------------------------------------------------------
+
+-- The counters as one row: this database's (with the library in
+-- shared_preload_libraries) or this backend's (without).
+CREATE FUNCTION state_msg.stats_read(
+	OUT enqueued bigint,
+	OUT processed bigint,
+	OUT processed_in_order bigint,
+	OUT processed_gap bigint,
+	OUT processed_late_fill bigint,
+	OUT processed_duplicate bigint,
+	OUT processed_serial_reset bigint,
+	OUT processed_unserialized bigint,
+	OUT rejected bigint,
+	OUT batches bigint,
+	OUT processing_time double precision,
+	OUT resyncs_issued bigint,
+	OUT resyncs_reissued bigint,
+	OUT resyncs_completed bigint,
+	OUT resyncs_held_back bigint,
+	OUT stats_reset timestamptz,
+	OUT shared boolean)
+RETURNS record
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'state_msg_stats_read';
+REVOKE ALL ON FUNCTION state_msg.stats_read() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION state_msg.stats_read() TO state_msg_reader;
+COMMENT ON FUNCTION state_msg.stats_read() IS
+	'The counters of state_msg.stats as one row: this database''s with the library preloaded, this backend''s without';
+
+CREATE VIEW state_msg.stats AS
+SELECT * FROM state_msg.stats_read();
+REVOKE ALL ON state_msg.stats FROM PUBLIC;
+GRANT SELECT ON state_msg.stats TO state_msg_reader;
+COMMENT ON VIEW state_msg.stats IS
+	'The engine''s counters, one row, counted at commit (a rolled-back batch counts nothing): cluster-wide for this database when the library is in shared_preload_libraries (shared true), else this backend''s own (shared false)';
+COMMENT ON COLUMN state_msg.stats.enqueued IS
+	'Messages enqueued (state_msg.processing = queued)';
+COMMENT ON COLUMN state_msg.stats.processed IS
+	'Messages processed, all verdicts (the sum of the six processed_ columns)';
+COMMENT ON COLUMN state_msg.stats.processed_in_order IS
+	'Messages processed with the verdict in_order';
+COMMENT ON COLUMN state_msg.stats.processed_gap IS
+	'Messages processed with the verdict gap';
+COMMENT ON COLUMN state_msg.stats.processed_late_fill IS
+	'Messages processed with the verdict late_fill';
+COMMENT ON COLUMN state_msg.stats.processed_duplicate IS
+	'Messages processed with the verdict duplicate';
+COMMENT ON COLUMN state_msg.stats.processed_serial_reset IS
+	'Messages processed with the verdict serial_reset';
+COMMENT ON COLUMN state_msg.stats.processed_unserialized IS
+	'Messages processed with the verdict unserialized';
+COMMENT ON COLUMN state_msg.stats.rejected IS
+	'Rows and messages quarantined in state_msg.rejected_messages';
+COMMENT ON COLUMN state_msg.stats.batches IS
+	'Batches that processed at least one message (an entry point''s statement or call, a drain batch)';
+COMMENT ON COLUMN state_msg.stats.processing_time IS
+	'Time those batches took, from their start to their end, in milliseconds';
+COMMENT ON COLUMN state_msg.stats.resyncs_issued IS
+	'Resync requests issued: by the check cycle for missing serials, by serial resets, by request_resync()';
+COMMENT ON COLUMN state_msg.stats.resyncs_reissued IS
+	'Resync requests issued again by the check cycle (the three-day rule)';
+COMMENT ON COLUMN state_msg.stats.resyncs_completed IS
+	'Resync completions processed: 700/2 messages that were not duplicates';
+COMMENT ON COLUMN state_msg.stats.resyncs_held_back IS
+	'Resync requests the check cycle held back because their answer or missing serials wait in the queue';
+COMMENT ON COLUMN state_msg.stats.stats_reset IS
+	'Since when the counters count: the last stats_reset(), else the server''s start (shared) or the library''s load in this backend';
+COMMENT ON COLUMN state_msg.stats.shared IS
+	'True: the counters of every session and worker in this database (library preloaded); false: this backend''s own';
+
+-- Zero the counters state_msg.stats shows (at once; a rollback keeps it).
+CREATE FUNCTION state_msg.stats_reset()
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'state_msg_stats_reset';
+REVOKE ALL ON FUNCTION state_msg.stats_reset() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION state_msg.stats_reset() TO state_msg_operator;
+COMMENT ON FUNCTION state_msg.stats_reset() IS
+	'Zero the counters of state_msg.stats: this database''s with the library preloaded, this backend''s without; not undone by a rollback';

@@ -104,6 +104,7 @@ struct MessageBatch
 	int64		rows;			/* messages and rejected rows added */
 	int64		counts[VERDICT_COUNT];	/* of each verdict, so far */
 	Verdict		last_verdict;
+	TimestampTz began;			/* for state_msg.stats' processing time */
 	/* the chunk being gathered */
 	StateMessage *messages;		/* in context, grown as needed */
 	int			nmessages;
@@ -173,6 +174,7 @@ sm_batch_begin(void)
 	batch->chunk_context = AllocSetContextCreate(context, "state_msg chunk",
 												 ALLOCSET_DEFAULT_SIZES);
 	batch->last_verdict = VERDICT_REJECTED;
+	batch->began = GetCurrentTimestamp();
 
 	TupleDescInitEntry(desc, WORK_ROW_NUMBER + 1, "row_number", INT8OID, -1, 0);
 	TupleDescInitEntry(desc, WORK_CLIENT_ID + 1, "client_id", TEXTOID, -1, 0);
@@ -235,6 +237,7 @@ quarantine(MessageBatch *batch, Datum *values, bool *isnull,
 				 errhint("Set state_msg.on_bad_message to \"quarantine\" to set bad rows aside and process the rest.")));
 
 	batch->counts[VERDICT_REJECTED]++;
+	sm_stats_add(SM_STAT_REJECTED, 1);
 	if (batch->counts[VERDICT_REJECTED] <= MAX_REJECT_WARNINGS)
 		ereport(WARNING,
 				(errcode(sqlstate),
@@ -637,6 +640,29 @@ chunk_bytes(MessageBatch *batch)
 }
 
 /*
+ * Count the batch in state_msg.stats: its messages processed, by verdict,
+ * and, if it processed any, itself and its time since sm_batch_begin()
+ */
+static void
+count_batch(MessageBatch *batch)
+{
+	int64		processed = 0;
+
+	for (int v = VERDICT_IN_ORDER; v <= VERDICT_UNSERIALIZED; v++)
+	{
+		sm_stats_add(SM_STAT_PROCESSED_IN_ORDER + (v - VERDICT_IN_ORDER),
+					 batch->counts[v]);
+		processed += batch->counts[v];
+	}
+	if (processed > 0)
+	{
+		sm_stats_add(SM_STAT_BATCHES, 1);
+		sm_stats_add(SM_STAT_PROCESSING_USECS,
+					 GetCurrentTimestamp() - batch->began);
+	}
+}
+
+/*
  * Process every message added and close the batch.  Returns the verdict of
  * the last message (of the only one, for ingest()) and, if counts is not
  * NULL, fills counts[VERDICT_COUNT] with the number of each verdict.
@@ -701,6 +727,7 @@ sm_batch_finish(MessageBatch *batch, int64 *counts)
 	AtEOXact_GUC(true, batch->guc_nest_level);
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
+	count_batch(batch);
 	verdict = batch->last_verdict;
 	if (counts != NULL)
 		memcpy(counts, batch->counts, sizeof(batch->counts));

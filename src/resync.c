@@ -47,13 +47,18 @@ static SPIPlanPtr waiting_plan;
 
 /*
  * Lock the clients due for a request, in client_id order as ingestion
- * locks them, so the cycle and concurrent batches cannot deadlock.
- * $1 reissue_before, $2 missing_before.
+ * locks them, so the cycle and concurrent batches cannot deadlock; with
+ * state_msg.max_resync_requests_per_cycle, only that many, the longest
+ * overdue first.  The candidates come from the open requests and the
+ * missing ranges (resync_due_clients()), not from every client.
+ * $1 reissue_before, $2 missing_before, $3 the most to lock (NULL: all).
  */
 static const char *lock_due_sql =
 "SELECT pg_catalog.array_agg(client_id) FROM ("
 " SELECT c.client_id FROM state_msg.clients c"
-" WHERE state_msg.resync_due(c, $1, $2)"
+" WHERE c.client_id OPERATOR(pg_catalog.=) ANY (ARRAY("
+"  SELECT d.client_id FROM state_msg.resync_due_clients($1, $2) d"
+"  ORDER BY d.overdue DESC, d.client_id LIMIT $3))"
 " ORDER BY c.client_id FOR UPDATE) AS candidates";
 
 /*
@@ -95,14 +100,16 @@ static const char *issue_due_sql =
  * an outstanding request or a missing range, read after the issue (so the
  * clients just issued a request are among them, and the caller subtracts
  * them).  What is left are the clients whose missing ranges are not yet
- * min_missing_message_age old and those whose outstanding request is not
- * yet min_resync_period old, without restating resync_due()'s rule.
+ * min_missing_message_age old, those whose outstanding request is not yet
+ * min_resync_period old, and those the pacing left for a later cycle,
+ * without restating resync_due()'s rule.
  */
 static const char *waiting_sql =
-"SELECT pg_catalog.count(*) FROM state_msg.clients c"
+"SELECT pg_catalog.count(*) FROM ("
+" SELECT c.client_id FROM state_msg.clients c"
 " WHERE state_msg.has_open_request(c)"
-"  OR EXISTS (SELECT FROM state_msg.missing_ranges m"
-"   WHERE m.client_id OPERATOR(pg_catalog.=) c.client_id)";
+" UNION"
+" SELECT m.client_id FROM state_msg.missing_ranges m) AS waiting";
 
 /* Lock one client and read its last completion; $1 client_id */
 static const char *lock_client_sql =
@@ -175,9 +182,10 @@ check_as_of(bool isnull, TimestampTz as_of)
  * gets one (reason missing); an outstanding request issued at least
  * min_resync_period before as_of is issued again (reason reissue).
  *
- * First the candidates are locked in client_id order; then the conditions
- * are checked again with a fresh snapshot, and the requests issued.
- * Clients that became due in between wait for the next cycle.
+ * First the candidates are locked in client_id order (at most
+ * max_resync_requests_per_cycle of them, the longest overdue first); then
+ * the conditions are checked again with a fresh snapshot, and the requests
+ * issued.  Clients that became due in between wait for the next cycle.
  *
  * Each run logs one line, as ConfigMgr's StateSys.log does: the requests
  * issued and reissued, and the clients skipped, that is, those with an
@@ -190,9 +198,11 @@ Datum
 state_msg_run_resync_check(PG_FUNCTION_ARGS)
 {
 	TimestampTz as_of = PG_ARGISNULL(0) ? 0 : PG_GETARG_TIMESTAMPTZ(0);
+	Oid			lock_types[] = {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
 	Oid			argtypes[] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
 	TEXTARRAYOID};
 	Datum		args[4];
+	char		lock_nulls[3] = {' ', ' ', ' '};
 	bool		isnull;
 	int64		issued = 0;
 	int64		reissued = 0;
@@ -209,12 +219,15 @@ state_msg_run_resync_check(PG_FUNCTION_ARGS)
 
 	args[0] = TimestampTzGetDatum(as_of - sm_duration_usecs(sm_min_resync_period));
 	args[1] = TimestampTzGetDatum(as_of - sm_duration_usecs(sm_min_missing_message_age));
-	args[2] = TimestampTzGetDatum(as_of);
+	args[2] = Int64GetDatum(sm_max_resync_requests_per_cycle);
+	if (sm_max_resync_requests_per_cycle < 0)
+		lock_nulls[2] = 'n';
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	sm_run_kept(&lock_due_plan, lock_due_sql, 2, argtypes, args, NULL,
+	sm_run_kept(&lock_due_plan, lock_due_sql, 3, lock_types, args, lock_nulls,
 			 SPI_OK_SELECT);
+	args[2] = TimestampTzGetDatum(as_of);
 	args[3] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 							&isnull);
 	if (!isnull)
@@ -241,6 +254,8 @@ state_msg_run_resync_check(PG_FUNCTION_ARGS)
 					(long long) reissued, (long long) skipped)));
 
 	sm_notify_resync_issued(issued + reissued);
+	sm_stats_add(SM_STAT_RESYNCS_ISSUED, issued);
+	sm_stats_add(SM_STAT_RESYNCS_REISSUED, reissued);
 	result[0] = Int64GetDatum(issued);
 	result[1] = Int64GetDatum(reissued);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, result,
@@ -316,6 +331,7 @@ state_msg_request_resync(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_finish failed");
 
 	sm_notify_resync_issued(1);
+	sm_stats_add(SM_STAT_RESYNCS_ISSUED, 1);
 	PG_RETURN_INT64(request_id);
 }
 

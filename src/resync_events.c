@@ -39,6 +39,7 @@ sm_resync_reset_issued(ClientTrack *track, TimestampTz now)
 	track->last_issued = request->issued_at;
 	track->has_last_issued = true;
 	sm_count(&track->counts.resync_requests_issued, 1);
+	sm_stats_add(SM_STAT_RESYNCS_ISSUED, 1);
 }
 
 /*
@@ -69,4 +70,5 @@ sm_resync_completed(ClientTrack *track, TimestampTz now)
 	Assert(!track->has_last_issued || completed_at > track->last_issued);
 	track->last_completed = completed_at;
 	track->has_last_completed = true;
+	sm_stats_add(SM_STAT_RESYNCS_COMPLETED, 1);
 }

@@ -41,6 +41,7 @@ int			sm_batch_chunk_memory = 64 * 1024;	/* kB */
 int			sm_max_state_details_size = 1024 * 1024;	/* bytes */
 int			sm_max_report_size = 16 * 1024 * 1024;	/* bytes */
 bool		sm_live_summaries = true;
+int			sm_max_resync_requests_per_cycle = -1;
 
 static const struct config_enum_entry bad_message_options[] = {
 	{"quarantine", BAD_MESSAGE_QUARANTINE, false},
@@ -145,10 +146,19 @@ _PG_init(void)
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomIntVariable("state_msg.max_resync_requests_per_cycle",
+							"Most resync requests one check cycle issues; -1 for no limit.",
+							"The longest overdue clients are asked first; the rest wait for later cycles, so that a restored site asks its clients back gradually.",
+							&sm_max_resync_requests_per_cycle,
+							-1, -1, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
 	/* the background worker's settings; with the preload, the worker */
 	sm_worker_init();
 
 	MarkGUCPrefixReserved("state_msg");
+	sm_stats_init();
 }
 
 /* A duration setting in microseconds */

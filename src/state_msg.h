@@ -228,6 +228,7 @@ extern int	sm_batch_chunk_memory;
 extern int	sm_max_report_size;
 extern int	sm_max_state_details_size;
 extern bool sm_live_summaries;
+extern int	sm_max_resync_requests_per_cycle;
 extern int64 sm_duration_usecs(double minutes);
 extern TimestampTz sm_engine_now(void);
 extern TimestampTz sm_effective_time(TimestampTz message_time,
@@ -375,6 +376,7 @@ typedef enum SmStat
 	SM_STAT_COUNT
 } SmStat;
 extern void sm_stats_add(SmStat which, int64 n);
+extern void sm_stats_init(void);
 
 /* worker.c: the background worker that drains the queue */
 extern void sm_worker_init(void);

@@ -24,7 +24,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 missing=()
-for pkg in postgresql-15 postgresql-server-dev-15 postgresql-15-cron libipc-run-perl libxml2-dev make gcc; do
+for pkg in postgresql-15 postgresql-server-dev-15 postgresql-15-cron libipc-run-perl libxml2-dev make gcc \
+	prometheus-postgres-exporter; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -13,9 +13,8 @@
 #
 # Environment: SITE_CLIENTS (150000; 15000 for a quick run a tenth the size),
 # SITE_DAYS (6), SITE_SEED (1), SITE_REPEAT (runs per view timing, 7),
-# SITE_CHECK_EVERY (cycles between check cycles, 8: every two simulated
-# hours, not the site's 15 minutes, because a check cycle reads every
-# clients row and the simulation runs 576 cycles in minutes),
+# SITE_CHECK_EVERY (cycles between check cycles, 1: every 15 simulated
+# minutes, as the site runs them),
 # SITE_EMPTY_MESSAGES (messages of the stream into the empty database:
 # 2,000,000 scaled with the fleet by default; 0: the whole stream),
 # SITE_LAST_MESSAGES (the stretch at the end whose rate is reported:
@@ -26,7 +25,7 @@ SITE_CLIENTS=${SITE_CLIENTS:-150000}
 SITE_DAYS=${SITE_DAYS:-6}
 SITE_SEED=${SITE_SEED:-1}
 SITE_REPEAT=${SITE_REPEAT:-7}
-SITE_CHECK_EVERY=${SITE_CHECK_EVERY:-8}
+SITE_CHECK_EVERY=${SITE_CHECK_EVERY:-1}
 SITE_EMPTY_MESSAGES=${SITE_EMPTY_MESSAGES:-$((2000000 * SITE_CLIENTS / 150000))}
 SITE_LAST_MESSAGES=${SITE_LAST_MESSAGES:-$((1000000 * SITE_CLIENTS / 150000))}
 SITE_PROGRESS=$((SITE_LAST_MESSAGES / 20))	# a progress line every 5 % of the last stretch
