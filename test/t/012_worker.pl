@@ -169,8 +169,15 @@ FROM public.batch_calls}),
 # launcher starts at once.
 SKIP:
 {
-	skip 'state_msg.process_queue_batch lands with the queue: not here yet', 6
+	skip 'state_msg.process_queue_batch lands with the queue: not here yet', 7
 	  unless $have_batch eq 't';
+
+	# the worker samples the backlog when it starts serving, then every minute
+	is( $node->safe_psql(
+			'site',
+			'SELECT count(DISTINCT sampled_at) >= 1 FROM state_msg.backlog_history'),
+		't',
+		'the worker sampled the backlog');
 
 	my $enqueue = sub {
 		my ($first, $count) = @_;
@@ -244,7 +251,6 @@ SELECT state_msg.ingest('err-1', 1, 500, 'u', 1, now());
 }
 else
 {
-	$calls = $node->safe_psql('site', 'SELECT count(*) FROM public.batch_calls');
 	$node->safe_psql(
 		'site', q{
 CREATE OR REPLACE FUNCTION state_msg.process_queue_batch(max_messages integer)
@@ -259,6 +265,9 @@ END $$;
 $log = $node->wait_for_log(
 	qr/\[$site\] ERROR:  batch failure for the test(?s:.*)\[$site\] LOG:  state_msg: worker for database "site" pauses for 1000 ms after an error/,
 	$log);
+# (every call from now on fails: what it recorded rolls back)
+$calls = $node->safe_psql('site', 'SELECT count(*) FROM public.batch_calls')
+  unless $have_batch eq 't';
 $log = $node->wait_for_log(
 	qr/\[$site\] ERROR:  batch failure for the test(?s:.*)\[$site\] LOG:  state_msg: worker for database "site" pauses for 2000 ms after an error/,
 	$log);
