@@ -1777,6 +1777,18 @@ COMMENT ON INDEX state_msg.clients_open_request IS
 	'The clients with an outstanding resync request (has_open_request()), by issue time: the check cycle''s reissues and the views of outstanding requests read only these';
 
 /*
+ * Statistics on the monitoring queries' expression, so that the planner
+ * knows how few clients were ever asked (without them it assumes nearly
+ * all, and at 300,000 clients chose a parallel scan of
+ * clients_resync_issued taking 130 to 330 ms instead of a plain one of 1 to
+ * 5 ms).
+ */
+CREATE STATISTICS state_msg.clients_resync_issued_stats
+	ON (pg_catalog.timezone('UTC', last_resync_issued_time)) FROM state_msg.clients;
+COMMENT ON STATISTICS state_msg.clients_resync_issued_stats IS
+	'The share of clients ever issued a resync request (timezone(''UTC'', last_resync_issued_time) IS NOT NULL, the monitoring queries'' filter), for the planner';
+
+/*
  * The clients a check cycle with these bounds would act on, and why.  The
  * candidates come from two index scans, whose cost follows what is
  * outstanding: the open requests issued before reissue_before

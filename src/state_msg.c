@@ -316,6 +316,9 @@ _PG_init(void)
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 
+	/* the background worker's settings; with the preload, the worker */
+	sm_worker_init();
+
 	MarkGUCPrefixReserved("state_msg");
 	sm_stats_init();
 }

@@ -439,6 +439,7 @@ extern void sm_stats_add(SmStat which, int64 n);
 extern void sm_stats_init(void);
 
 /* worker.c: the background worker that drains the queue */
+extern void sm_worker_init(void);
 extern void sm_worker_wake(void);
 
 #endif							/* STATE_MSG_H */
