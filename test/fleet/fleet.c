@@ -95,6 +95,11 @@ static bool opt_verbose = false;
 static int	opt_trace = -1;		/* a client whose messages the model traces */
 static bool opt_preloaded = false;	/* the database holds other clients too */
 static int64_t opt_progress = 0;	/* a progress line every N messages */
+static bool opt_updates_given = false;	/* --updates: a Patch Tuesday in any scenario */
+static const char *opt_processing;	/* --processing: SET state_msg.processing */
+static const char *opt_backlog_aware;	/* --backlog-aware: SET state_msg.backlog_aware_resync */
+static int64_t opt_drain = -1;	/* queued: messages processed per cycle (-1: all) */
+static const char *opt_cycle_log;	/* a CSV line per cycle to this file */
 
 /* ---------------------------------------------------------------------- */
 /* Random numbers: splitmix64 seeds xoshiro256** */
@@ -221,6 +226,23 @@ typedef struct StateEntry
 	uint8_t		fsp;
 } StateEntry;
 
+/*
+ * Queued mode: one client's messages waiting in one of the server's queues
+ * (high, low, fsp), in the order they were enqueued
+ */
+enum
+{
+	Q_HIGH, Q_LOW, Q_FSP, NQUEUES
+};
+
+typedef struct Fifo
+{
+	Msg		   *msgs;
+	int			head;			/* the oldest waiting */
+	int			n;				/* msgs[head .. n - 1] wait */
+	int			cap;
+} Fifo;
+
 typedef struct Range
 {
 	int64_t		first;
@@ -252,6 +274,7 @@ typedef struct Server
 	StateEntry *states;
 	uint8_t    *seen;			/* serials accepted in the current epoch */
 	int64_t		seen_bytes;
+	Fifo		queued[NQUEUES];	/* queued mode: what waits, per queue */
 } Server;
 
 typedef struct Client
@@ -292,6 +315,21 @@ static int64_t n_answers_after_another; /* answers after another answer of
 static int64_t n_stale_answers; /* answers stale as a whole */
 static int64_t n_stale_by_answer;	/* stale, before an answer in the
 									 * statement */
+
+/* Queued processing (README, Queued processing) */
+static bool queued;				/* state_msg.processing is queued */
+static int	backlog_aware = -1; /* state_msg.backlog_aware_resync: -1 absent */
+static int64_t n_waiting;		/* messages waiting in the model's queues */
+static int64_t n_processed;		/* messages processed (both modes) */
+static int64_t n_answers_processed; /* 700/2 messages processed */
+static int64_t n_checks_held_back;	/* requests the check cycles held back */
+static int64_t scenario_processed, scenario_answers;	/* by the last cycle */
+static int64_t n_drained;		/* messages the drain batches processed */
+static int64_t cyc_issued, cyc_reissued, cyc_held;	/* this cycle's check */
+static int64_t peak_waiting;	/* the most waiting at a mid-cycle */
+static int	peak_cycle;
+static int	last_inconsistent;	/* the last cycle not consistent */
+static FILE *cycle_log;
 
 enum verdict
 {
@@ -970,6 +1008,9 @@ model_chunk(int ci, Msg **rows, int n, int64_t now)
 		}
 
 		c->processed++;
+		n_processed++;
+		if (m->topic == TOPIC_RESYNC && m->state == 2)
+			n_answers_processed++;
 		if (s < 0)
 		{
 			v = V_UNSERIALIZED;
@@ -1120,12 +1161,162 @@ model_statement(Upload **ups, int nups, int64_t now)
 	}
 }
 
-/* The check cycle as of as_of (usecs since T0); returns issued, reissued */
+/* ---------------------------------------------------------------------- */
+/* Queued mode: the model's queues */
+
+static void
+fifo_push(Fifo *f, const Msg *m)
+{
+	if (f->n == f->cap)
+	{
+		if (f->head > 0 && f->head >= f->n / 2)
+		{
+			/* reuse the room the processed messages left */
+			memmove(f->msgs, f->msgs + f->head, (f->n - f->head) * sizeof(Msg));
+			f->n -= f->head;
+			f->head = 0;
+		}
+		else
+		{
+			f->cap = f->cap ? f->cap * 2 : 16;
+			f->msgs = realloc(f->msgs, f->cap * sizeof(Msg));
+			if (!f->msgs)
+				die("out of memory");
+		}
+	}
+	f->msgs[f->n++] = *m;
+}
+
+static inline int
+fifo_len(const Fifo *f)
+{
+	return f->n - f->head;
+}
+
+/*
+ * One statement of uploads enqueued (README, Queued processing, Which
+ * queue): relayed (fsp) messages join fsp; else every message of a client
+ * whose messages in the statement include a 700/2 joins high, and so do
+ * topic types of state_msg.high_priority_topic_types (800, the default);
+ * the rest join low.  Each queue keeps a client's messages in the order
+ * they were enqueued.
+ */
+static void
+model_enqueue(Upload **ups, int nups)
+{
+	static bool *answering;
+
+	if (!answering)
+		answering = xcalloc(opt_clients, sizeof(bool));
+	for (int u = 0; u < nups; u++)
+		for (int i = 0; i < ups[u]->nmsgs; i++)
+			if (ups[u]->msgs[i].topic == TOPIC_RESYNC && ups[u]->msgs[i].state == 2)
+				answering[ups[u]->client] = true;
+	for (int u = 0; u < nups; u++)
+		for (int i = 0; i < ups[u]->nmsgs; i++)
+		{
+			Msg		   *m = &ups[u]->msgs[i];
+			int			q = m->fsp ? Q_FSP :
+				answering[ups[u]->client] || topics[m->topic].type == 800 ? Q_HIGH :
+				Q_LOW;
+
+			fifo_push(&clients[ups[u]->client].srv.queued[q], m);
+			n_waiting++;
+		}
+	for (int u = 0; u < nups; u++)
+		answering[ups[u]->client] = false;
+}
+
+/*
+ * Client ci's next n waiting messages were processed in one batch at
+ * engine clock now: a batch takes the queues in the order high, low, fsp,
+ * a low message only once every high one was taken, and from a queue a
+ * client's oldest first (README, Draining), so they are the high queue's
+ * first, then the low queue's, then the fsp queue's; they go through the
+ * rules as the client's messages of one statement
+ */
+static void
+model_processed(int ci, int64_t n, int64_t now)
+{
+	Server	   *c = &clients[ci].srv;
+	static Msg **rows;
+	static int64_t cap;
+	int64_t		k = 0;
+
+	if (n > cap)
+	{
+		cap = n * 2;
+		free(rows);
+		rows = xmalloc(cap * sizeof(Msg *));
+	}
+	for (int q = 0; q < NQUEUES && k < n; q++)
+	{
+		Fifo	   *f = &c->queued[q];
+
+		while (k < n && fifo_len(f) > 0)
+			rows[k++] = &f->msgs[f->head++];
+	}
+	if (k < n)
+		diff("client %d: %lld messages processed at %+lld s, but only %lld waited",
+			 ci, (long long) n, (long long) (now / USEC), (long long) k);
+	n_waiting -= k;
+	if (k > 0)
+		model_chunk(ci, rows, (int) k, now);
+	/* the rows point into the queues until model_chunk is done */
+	for (int q = 0; q < NQUEUES; q++)
+		if (c->queued[q].head == c->queued[q].n)
+			c->queued[q].head = c->queued[q].n = 0;
+}
+
+static int
+waiting_of(Server *c)
+{
+	int			n = 0;
+
+	for (int q = 0; q < NQUEUES; q++)
+		n += fifo_len(&c->queued[q]);
+	return n;
+}
+
+/* Does a 700/2 of the client wait in a queue (its answer)? */
+static bool
+answer_waits(Server *c)
+{
+	for (int q = 0; q < NQUEUES; q++)
+		for (int i = c->queued[q].head; i < c->queued[q].n; i++)
+			if (c->queued[q].msgs[i].topic == TOPIC_RESYNC &&
+				c->queued[q].msgs[i].state == 2)
+				return true;
+	return false;
+}
+
+/* Does a message with a serial in [first, last] wait in a queue? */
+static bool
+serial_waits(Server *c, int64_t first, int64_t last)
+{
+	for (int q = 0; q < NQUEUES; q++)
+		for (int i = c->queued[q].head; i < c->queued[q].n; i++)
+		{
+			int64_t		s = c->queued[q].msgs[i].serial;
+
+			if (s >= first && s <= last)
+				return true;
+		}
+	return false;
+}
+
+/*
+ * The check cycle as of as_of (usecs since T0); returns issued, reissued
+ * and held back.  With state_msg.backlog_aware_resync on, a client whose
+ * reissue is due but whose 700/2 waits in a queue, or whose request is
+ * due but a serial of one of its old enough missing ranges waits, is held
+ * back (resync_held_back_clients())
+ */
 static void
 model_check(int64_t as_of, int64_t age, int64_t period, int64_t *issued,
-			int64_t *reissued)
+			int64_t *reissued, int64_t *held)
 {
-	*issued = *reissued = 0;
+	*issued = *reissued = *held = 0;
 	for (int i = 0; i < opt_clients; i++)
 	{
 		Server	   *c = &clients[i].srv;
@@ -1136,19 +1327,35 @@ model_check(int64_t as_of, int64_t age, int64_t period, int64_t *issued,
 		{
 			if (c->issued <= as_of - period)
 			{
-				model_issue(c, as_of);
-				(*reissued)++;
+				if (backlog_aware > 0 && answer_waits(c))
+					(*held)++;
+				else
+				{
+					model_issue(c, as_of);
+					(*reissued)++;
+				}
 			}
 		}
 		else
 		{
+			bool		due = false,
+						waits = false;
+
 			for (int r = 0; r < c->nranges; r++)
 				if (c->ranges[r].detected <= as_of - age)
 				{
-					model_issue(c, as_of);
-					(*issued)++;
-					break;
+					due = true;
+					if (backlog_aware > 0 &&
+						serial_waits(c, c->ranges[r].first, c->ranges[r].last))
+						waits = true;
 				}
+			if (due && waits)
+				(*held)++;
+			else if (due)
+			{
+				model_issue(c, as_of);
+				(*issued)++;
+			}
 		}
 	}
 }
@@ -1182,6 +1389,15 @@ model_snapshot(void)
 		{
 			d->seen = xmalloc(c->seen_bytes);
 			memcpy(d->seen, c->seen, c->seen_bytes);
+		}
+		for (int q = 0; q < NQUEUES; q++)
+		{
+			Fifo	   *f = &c->queued[q];
+
+			d->queued[q].msgs = NULL;
+			d->queued[q].head = d->queued[q].n = d->queued[q].cap = 0;
+			for (int j = f->head; j < f->n; j++)
+				fifo_push(&d->queued[q], &f->msgs[j]);
 		}
 	}
 	return copy;
@@ -1363,7 +1579,10 @@ deliver_statement(Upload **ups, int nups, int32_t now)
 		buf.len = 0;
 		format_report(&buf, ups[0], now);
 		buf_put(&buf, "", 1);
-		model_statement(ups, nups, (int64_t) now * USEC);
+		if (queued)
+			model_enqueue(ups, nups);	/* verdicts all 0: nothing processed */
+		else
+			model_statement(ups, nups, (int64_t) now * USEC);
 		if (opt_dry_run)
 			return;
 		param = buf.data;
@@ -1394,7 +1613,10 @@ deliver_statement(Upload **ups, int nups, int32_t now)
 	buf.len = 0;
 	for (int u = 0; u < nups; u++)
 		format_copy(&buf, ups[u]);
-	model_statement(ups, nups, (int64_t) now * USEC);
+	if (queued)
+		model_enqueue(ups, nups);
+	else
+		model_statement(ups, nups, (int64_t) now * USEC);
 	if (opt_dry_run)
 		return;
 	{
@@ -1501,6 +1723,104 @@ deliver_fsp(int32_t now)
 	deliver_statement(ups, n, now);
 	for (int i = 0; i < n; i++)
 		free(ups[i]);
+}
+
+/*
+ * Queued mode: process up to limit waiting messages (-1: all) at simulated
+ * second now, as the site's drainer would between cycles, by
+ * state_msg.process_queue_batch() in a loop (the simulator must be the only
+ * drainer: no worker, no pg_cron job).  Which clients a batch served is
+ * the engine's choice (shard by shard): after each batch the simulator
+ * reads the messages_processed of the clients processed at or after now
+ * and feeds each client's new ones to the model (model_processed()); what
+ * they add up to must be what the batch returned.
+ */
+static void
+drain(int64_t limit, int32_t now)
+{
+	set_clock(now);
+	while (limit != 0 && n_waiting > 0)
+	{
+		int64_t		got = -1,
+					sum = 0;
+
+		if (opt_dry_run)
+		{
+			/* no server: the clients in order, high, then low, then fsp */
+			int64_t		left = limit < 0 ? 10000 : limit < 10000 ? limit : 10000;
+			int64_t    *take = xcalloc(opt_clients, sizeof(int64_t));
+
+			for (int q = 0; q < NQUEUES && left > 0; q++)
+				for (int i = 0; i < opt_clients && left > 0; i++)
+				{
+					int			n = fifo_len(&clients[i].srv.queued[q]);
+
+					if (q > 0 && take[i] < fifo_len(&clients[i].srv.queued[0]))
+						continue;
+					n = n < left ? n : (int) left;
+					take[i] += n;
+					left -= n;
+				}
+			got = 0;
+			for (int i = 0; i < opt_clients; i++)
+				if (take[i] > 0)
+				{
+					model_processed(i, take[i], (int64_t) now * USEC);
+					got += take[i];
+				}
+			free(take);
+			sum = got;
+		}
+		else
+		{
+			char	   *sql;
+			PGresult   *res;
+
+			sql = psprintf("%sSELECT state_msg.process_queue_batch(%s);"
+						   "SELECT client_id, messages_processed FROM state_msg.clients"
+						   " WHERE last_processed_time >= to_timestamp(%lld)%s",
+						   clock_sql(),
+						   limit < 0 ? "NULL" : psprintf("%lld", (long long) (limit < 1000000000 ? limit : 1000000000)),
+						   (long long) (T0_UNIX + now), fleet_only("AND"));
+			if (!PQsendQuery(conn, sql))
+				die("%s: %s", sql, PQerrorMessage(conn));
+			while ((res = PQgetResult(conn)) != NULL)
+			{
+				ExecStatusType st = PQresultStatus(res);
+
+				if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+					die("%s: %s", sql, PQerrorMessage(conn));
+				if (st == PGRES_TUPLES_OK && PQnfields(res) == 1)
+					got = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+				else if (st == PGRES_TUPLES_OK)
+					for (int j = 0; j < PQntuples(res); j++)
+					{
+						int			i = client_index(PQgetvalue(res, j, 0));
+						int64_t		d;
+
+						if (i < 0)
+							continue;
+						d = strtoll(PQgetvalue(res, j, 1), NULL, 10) -
+							clients[i].srv.processed;
+						if (d > 0)
+						{
+							model_processed(i, d, (int64_t) now * USEC);
+							sum += d;
+						}
+					}
+				PQclear(res);
+			}
+			free(sql);
+		}
+		if (sum != got)
+			diff("a batch at %+d s processed %lld messages, the clients' counters grew by %lld",
+				 now, (long long) got, (long long) sum);
+		n_drained += got;
+		if (got <= 0)
+			break;
+		if (limit > 0)
+			limit = got >= limit ? 0 : limit - got;
+	}
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1714,7 +2034,7 @@ client_cycle(int ci, int k, bool traffic, bool faults)
 					  1 + rng_below(r, 4), base + 1 + rng_below(r, CYCLE - 10));
 			p = p > 1 ? p - 1 : p / 4;
 		}
-		if (opt_scenario == PATCH_TUESDAY)
+		if (opt_scenario == PATCH_TUESDAY || opt_updates > 0)
 			patch_tuesday(cl, k, base, out, &n);
 	}
 	if (n > 0)
@@ -1783,7 +2103,7 @@ make_fleet(void)
 			1 + (int) rng_below(r, ncycles) : -1;
 		cl->offline = rng_unit(r) < opt_offline;
 		cl->storm = opt_scenario == RESYNC_STORM && rng_unit(r) < opt_storm;
-		if (opt_scenario == PATCH_TUESDAY)
+		if (opt_scenario == PATCH_TUESDAY || opt_updates > 0)
 		{
 			cl->upd_step = xcalloc(opt_updates, 1);
 			cl->upd_cycle = xcalloc(opt_updates, sizeof(int16_t));
@@ -1823,16 +2143,21 @@ static void
 mid_cycle(int32_t sim, bool check)
 {
 	int64_t		issued = 0,
-				reissued = 0;
+				reissued = 0,
+				held = 0;
 	bool	   *claimed = xcalloc(opt_clients, 1);
 	int			nclaimed = 0;
 
 	if (check)
 	{
 		model_check((int64_t) sim * USEC, setting_age, setting_period, &issued,
-					&reissued);
+					&reissued, &held);
 		n_checks_issued += issued;
 		n_checks_reissued += reissued;
+		n_checks_held_back += held;
+		cyc_issued += issued;
+		cyc_reissued += reissued;
+		cyc_held += held;
 	}
 	if (opt_dry_run)
 	{
@@ -1849,6 +2174,11 @@ mid_cycle(int32_t sim, bool check)
 			snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql),
 					 "SELECT issued, reissued FROM state_msg.run_resync_check("
 					 "to_timestamp(%lld));", (long long) (T0_UNIX + sim));
+		if (check && backlog_aware >= 0)
+			snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql),
+					 "SELECT coalesce(sum(clients), 0), 0, 0"
+					 " FROM state_msg.resync_held_back WHERE as_of = to_timestamp(%lld);",
+					 (long long) (T0_UNIX + sim));
 		snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql),
 				 "SELECT client_id FROM state_msg.claim_resync_requests(10000)");
 		if (!PQsendQuery(conn, sql))
@@ -1859,7 +2189,15 @@ mid_cycle(int32_t sim, bool check)
 
 			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
 				die("%s: %s", sql, PQerrorMessage(conn));
-			if (st == PGRES_TUPLES_OK && PQnfields(res) == 2)
+			if (st == PGRES_TUPLES_OK && PQnfields(res) == 3)
+			{
+				int64_t		gh = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+
+				if (gh != held)
+					diff("check cycle at %+d s: held back %lld; rules say %lld",
+						 sim, (long long) gh, (long long) held);
+			}
+			else if (st == PGRES_TUPLES_OK && PQnfields(res) == 2)
 			{
 				int64_t		gi = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 				int64_t		gr = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
@@ -1947,9 +2285,15 @@ site_restore(void)
 		free(c->ranges);
 		free(c->states);
 		free(c->seen);
+		for (int q = 0; q < NQUEUES; q++)
+			free(c->queued[q].msgs);
 		*c = backup[i];
 	}
 	free(backup);
+	/* the queue's partitions are configuration tables: restored too */
+	n_waiting = 0;
+	for (int i = 0; i < opt_clients; i++)
+		n_waiting += waiting_of(&clients[i].srv);
 	if (opt_dry_run)
 		return;
 	run_command("BEGIN;"
@@ -2387,7 +2731,12 @@ usage(void)
 		   "  --check-every CYCLES (1) --no-settle --dry-run --max-diffs N (10) --verbose\n"
 		   "  --trace CLIENT (print what the rules make of one client's messages)\n"
 		   "  --preloaded (the database holds other clients: leave them alone)\n"
-		   "  --progress N (a line with the messages delivered and the seconds, every N)\n");
+		   "  --progress N (a line with the messages delivered and the seconds, every N)\n"
+		   "  --processing immediate|queued (SET state_msg.processing; default: the database's)\n"
+		   "  --drain N (queued: messages processed per cycle; default all)\n"
+		   "  --backlog-aware on|off (SET state_msg.backlog_aware_resync; default: the database's)\n"
+		   "  --cycle-log FILE (a CSV line per cycle: backlog, check cycle, processing)\n"
+		   "  (--updates N in any scenario adds a Patch Tuesday on the first day)\n");
 	exit(2);
 }
 
@@ -2451,7 +2800,15 @@ parse_args(int argc, char **argv)
 		else if (strcmp(a, "--seed") == 0)
 			opt_seed = strtoull(v, NULL, 10);
 		else if (strcmp(a, "--updates") == 0)
-			opt_updates = (int) parse_int(a, v, 0, 1000);
+			opt_updates = (int) parse_int(a, v, 0, 1000), opt_updates_given = true;
+		else if (strcmp(a, "--processing") == 0)
+			opt_processing = v;
+		else if (strcmp(a, "--backlog-aware") == 0)
+			opt_backlog_aware = v;
+		else if (strcmp(a, "--drain") == 0)
+			opt_drain = parse_int(a, v, 1, 1000000000);
+		else if (strcmp(a, "--cycle-log") == 0)
+			opt_cycle_log = v;
 		else if (strcmp(a, "--required") == 0)
 			opt_required = parse_share(a, v);
 		else if (strcmp(a, "--rate") == 0)
@@ -2510,8 +2867,84 @@ parse_args(int argc, char **argv)
 	}
 	if (!opt_dbname && !opt_dry_run)
 		usage();
-	if (opt_scenario != PATCH_TUESDAY)
+	if (opt_scenario != PATCH_TUESDAY && !opt_updates_given)
 		opt_updates = 0;
+	if (opt_processing && strcmp(opt_processing, "queued") != 0 &&
+		strcmp(opt_processing, "immediate") != 0)
+		usage();
+	if (opt_backlog_aware && strcmp(opt_backlog_aware, "on") != 0 &&
+		strcmp(opt_backlog_aware, "off") != 0)
+		usage();
+}
+
+/*
+ * The cycle from which the scenario's incident counts for the time to
+ * consistency: the storm's first lost upload, the restore, the release of
+ * the updates, the first installs
+ */
+static int
+incident_cycle(void)
+{
+	switch (opt_scenario)
+	{
+		case RESYNC_STORM:
+			return ncycles / 8;
+		case SITE_RESTORE:
+			return ncycles * 2 / 5;
+		case PATCH_TUESDAY:
+			return 9;
+		default:
+			return 1;
+	}
+}
+
+/*
+ * The end of cycle k (its mid-cycle point, after its uploads, the drain,
+ * the check cycle and the claims): what waits (checked against
+ * state_msg.backlog in queued mode), the peak, and whether the database
+ * matches the clients: nothing waits, and no client that answers resync
+ * requests has a missing range or an outstanding request (the model's
+ * view, which the check cycles and the end compare with the database)
+ */
+static void
+cycle_end(int k, int64_t processed_before, int64_t answers_before)
+{
+	bool		consistent = n_waiting == 0;
+
+	if (queued && !opt_dry_run && !opt_preloaded)
+	{
+		int64_t		db = query_int("SELECT coalesce(sum(waiting), 0)::bigint FROM state_msg.backlog");
+
+		if (db != n_waiting)
+			diff("cycle %d: state_msg.backlog says %lld messages wait, the rules say %lld",
+				 k, (long long) db, (long long) n_waiting);
+	}
+	if (n_waiting > peak_waiting)
+	{
+		peak_waiting = n_waiting;
+		peak_cycle = k;
+	}
+	for (int i = 0; i < opt_clients && consistent; i++)
+	{
+		Server	   *c = &clients[i].srv;
+
+		if (c->known && !clients[i].offline && (c->nranges > 0 || outstanding(c)))
+			consistent = false;
+	}
+	if (!consistent)
+		last_inconsistent = k;
+	if (cycle_log)
+	{
+		char		t[32];
+
+		*put_time(t, k * CYCLE + HALF_CYCLE, false) = '\0';
+		fprintf(cycle_log, "%d,%s,%lld,%lld,%lld,%lld,%lld,%lld,%d\n", k, t,
+				(long long) n_waiting, (long long) cyc_issued,
+				(long long) cyc_reissued, (long long) cyc_held,
+				(long long) (n_answers_processed - answers_before),
+				(long long) (n_processed - processed_before), consistent);
+	}
+	cyc_issued = cyc_reissued = cyc_held = 0;
 }
 
 int
@@ -2539,11 +2972,41 @@ main(int argc, char **argv)
 							   fleet_only("WHERE"))) != 0)
 			die(opt_preloaded ? "the database already has clients of this fleet (this seed)" :
 				"the database already has clients: the simulator starts from an empty one");
+		if (opt_processing)
+			run_command(psprintf("SET state_msg.processing = %s", opt_processing));
+		if (opt_backlog_aware)
+			run_command(psprintf("SET state_msg.backlog_aware_resync = %s",
+								 opt_backlog_aware));
+		{
+			PGresult   *res = run("SELECT current_setting('state_msg.processing'),"
+								  " current_setting('state_msg.backlog_aware_resync', true)",
+								  PGRES_TUPLES_OK);
+
+			queued = strcmp(PQgetvalue(res, 0, 0), "queued") == 0;
+			if (!PQgetisnull(res, 0, 1) && *PQgetvalue(res, 0, 1))
+				backlog_aware = strcmp(PQgetvalue(res, 0, 1), "on") == 0;
+			PQclear(res);
+		}
+		if (queued && !opt_preloaded &&
+			query_int("SELECT count(*) FROM state_msg.queue") != 0)
+			die("the queue is not empty: the simulator starts from an empty one");
 	}
 	else
 	{
 		setting_age = 2 * 86400 * USEC;
 		setting_period = 3 * 86400 * USEC;
+		queued = opt_processing && strcmp(opt_processing, "queued") == 0;
+		if (opt_backlog_aware)
+			backlog_aware = strcmp(opt_backlog_aware, "on") == 0;
+	}
+	if (opt_drain >= 0 && !queued)
+		die("--drain needs queued processing (--processing queued)");
+	if (opt_cycle_log)
+	{
+		cycle_log = fopen(opt_cycle_log, "w");
+		if (!cycle_log)
+			die("cannot write %s: %s", opt_cycle_log, strerror(errno));
+		fprintf(cycle_log, "cycle,time,waiting,issued,reissued,held_back,answers_processed,messages_processed,consistent\n");
 	}
 
 	start = progress_start = mono_seconds();
@@ -2551,11 +3014,16 @@ main(int argc, char **argv)
 	{
 		int32_t		now = k * CYCLE;
 
+		int64_t		processed_before = n_processed,
+					answers_before = n_answers_processed;
+
 		set_clock(now);
 		for (int i = 0; i < opt_clients; i++)
 			client_cycle(i, k, true, true);
 		deliver_bucket(&buckets[k], now);
 		deliver_fsp(now);
+		if (queued)
+			drain(opt_drain, now);
 		if (opt_scenario == SITE_RESTORE && k == ncycles / 4)
 			site_backup();
 		if (opt_scenario == SITE_RESTORE && k == ncycles * 2 / 5)
@@ -2563,12 +3031,15 @@ main(int argc, char **argv)
 		set_clock(now + HALF_CYCLE);
 		if (k % opt_check_every == 0)
 			mid_cycle(now + HALF_CYCLE, true);
+		cycle_end(k, processed_before, answers_before);
 		if (opt_verbose && k % DAY_CYCLES == 0)
 			printf("fleet: day %d: %lld messages generated, %lld delivered, %.1f s\n",
 				   k / DAY_CYCLES, (long long) n_generated, (long long) n_delivered,
 				   mono_seconds() - start);
 	}
 	last = ncycles;
+	scenario_processed = n_processed;
+	scenario_answers = n_answers_processed;
 	if (opt_settle)
 	{
 		/*
@@ -2597,6 +3068,8 @@ main(int argc, char **argv)
 			deliver_bucket(&buckets[k], now);
 			while (fsp_queued > 0)
 				deliver_fsp(now);
+			if (queued)
+				drain(-1, now);
 			set_clock(now + HALF_CYCLE);
 			if (k == ncycles + 1)
 			{
@@ -2667,6 +3140,41 @@ main(int argc, char **argv)
 		printf("fleet: %lld clients known to the site, %lld of them never answer\n",
 			   (long long) known, (long long) offline);
 	}
+	{
+		/*
+		 * The backlog and the resyncs over the scenario's cycles (not the
+		 * final resync): the time to consistency runs from the incident to
+		 * the first mid-cycle from which, to the scenario's end, the
+		 * database matches the clients (cycle_end())
+		 */
+		char		peak[32],
+					ttc[64];
+		int			inc = incident_cycle();
+
+		*put_time(peak, peak_cycle * CYCLE + HALF_CYCLE, false) = '\0';
+		if (last_inconsistent >= ncycles)
+			snprintf(ttc, sizeof(ttc), "none (not consistent at the end)");
+		else
+		{
+			int			from = last_inconsistent + 1 > inc ? last_inconsistent + 1 : inc;
+
+			snprintf(ttc, sizeof(ttc), "%.2f h",
+					 ((double) from * CYCLE + HALF_CYCLE - (double) inc * CYCLE) / 3600);
+		}
+		printf("fleet: backlog: processing %s, backlog-aware resync %s, drain %lld per cycle:"
+			   " %lld requests issued, %lld reissued, %lld held back by check cycles;"
+			   " %lld resync answers processed, %lld messages processed;"
+			   " peak backlog %lld at %s; time to consistency %s\n",
+			   queued ? "queued" : "immediate",
+			   backlog_aware < 0 ? "absent" : backlog_aware ? "on" : "off",
+			   (long long) (queued ? opt_drain : -1),
+			   (long long) n_checks_issued, (long long) n_checks_reissued,
+			   (long long) n_checks_held_back, (long long) scenario_answers,
+			   (long long) scenario_processed, (long long) peak_waiting,
+			   peak_cycle ? peak : "-", ttc);
+	}
+	if (cycle_log)
+		fclose(cycle_log);
 	if (opt_dry_run)
 	{
 		printf("fleet: OK dry run, %.0f msg/s, %.0f msg per CPU second\n",
