@@ -1731,8 +1731,10 @@ deliver_fsp(int32_t now)
  * state_msg.process_queue_batch() in a loop (the simulator must be the only
  * drainer: no worker, no pg_cron job).  Which clients a batch served is
  * the engine's choice (shard by shard): after each batch the simulator
- * reads the messages_processed of the clients processed at or after now
- * and feeds each client's new ones to the model (model_processed()); what
+ * reads the messages_processed of the clients processed since a little
+ * before now (the engine clock agrees with the simulation only to a few
+ * milliseconds; the previous cycle's drain was 15 minutes earlier) and
+ * feeds each client's new ones to the model (model_processed()); what
  * they add up to must be what the batch returned.
  */
 static void
@@ -1781,7 +1783,7 @@ drain(int64_t limit, int32_t now)
 						   " WHERE last_processed_time >= to_timestamp(%lld)%s",
 						   clock_sql(),
 						   limit < 0 ? "NULL" : psprintf("%lld", (long long) (limit < 1000000000 ? limit : 1000000000)),
-						   (long long) (T0_UNIX + now), fleet_only("AND"));
+						   (long long) (T0_UNIX + now - HALF_CYCLE / 2), fleet_only("AND"));
 			if (!PQsendQuery(conn, sql))
 				die("%s: %s", sql, PQerrorMessage(conn));
 			while ((res = PQgetResult(conn)) != NULL)
