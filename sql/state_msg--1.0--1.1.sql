@@ -2203,6 +2203,68 @@ GRANT EXECUTE ON FUNCTION state_msg.backlog_significant_messages(),
 	TO state_msg_reader;
 
 /*
+ * Backlog-aware resync (state_msg.backlog_aware_resync): the clients a check
+ * cycle with these bounds would act on (resync_due_clients()) whose answer
+ * is in fact waiting in the queue: for a reissue, the client's 700/2; for a
+ * request, a message with a serial in one of its missing ranges old enough
+ * to count.  With the queue's waiting messages, such a request would only
+ * add a resync answer to the backlog (ConfigMgr's vicious cycle).  One scan
+ * of the queue, joined to the candidates' ranges by client: it costs what
+ * waits, and runs only when there are candidates.  queue is the first queue
+ * (high, low, fsp) holding such a message.
+ */
+CREATE FUNCTION state_msg.resync_held_back_clients(
+	reissue_before timestamptz,
+	missing_before timestamptz,
+	OUT client_id text,
+	OUT queue state_msg.queue_name)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+AS $$
+	WITH due AS MATERIALIZED (
+		SELECT d.client_id, d.reissue
+		FROM state_msg.resync_due_clients(reissue_before, missing_before) d
+	),
+	ranges AS MATERIALIZED (
+		SELECT r.client_id, r.first_serial, r.last_serial
+		FROM state_msg.missing_ranges r
+		JOIN due ON due.client_id OPERATOR(pg_catalog.=) r.client_id
+		WHERE NOT due.reissue
+		  AND r.detected_at OPERATOR(pg_catalog.<=) missing_before
+	)
+	SELECT DISTINCT ON (w.client_id) w.client_id, w.queue
+	FROM (
+		SELECT q.client_id, q.queue
+		FROM state_msg.queue q
+		JOIN ranges r ON r.client_id OPERATOR(pg_catalog.=) q.client_id
+		WHERE q.serial_number OPERATOR(pg_catalog.>=) r.first_serial
+		  AND q.serial_number OPERATOR(pg_catalog.<=) r.last_serial
+		UNION ALL
+		SELECT q.client_id, q.queue
+		FROM state_msg.queue q
+		JOIN due ON due.client_id OPERATOR(pg_catalog.=) q.client_id
+		WHERE due.reissue
+		  AND q.topic_type OPERATOR(pg_catalog.=) 700
+		  AND q.state_id OPERATOR(pg_catalog.=) 2
+	) AS w
+	ORDER BY w.client_id, w.queue
+$$;
+COMMENT ON FUNCTION state_msg.resync_held_back_clients(timestamptz, timestamptz) IS
+	'The clients a check cycle with these bounds would act on whose answer waits in the queue (a reissue''s 700/2, or a serial of an old enough missing range), and the first queue holding it; what backlog_aware_resync holds back';
+
+-- What the latest check cycle held back, per queue
+CREATE TABLE state_msg.resync_held_back (
+	queue state_msg.queue_name PRIMARY KEY,
+	clients bigint NOT NULL,
+	as_of timestamptz NOT NULL
+);
+COMMENT ON TABLE state_msg.resync_held_back IS
+	'Per queue: the clients the latest check cycle held back under state_msg.backlog_aware_resync because their answer waits in that queue (backlog.held_back_resyncs)';
+COMMENT ON COLUMN state_msg.resync_held_back.queue IS 'The queue the client''s waiting answer is in (the first, if several)';
+COMMENT ON COLUMN state_msg.resync_held_back.clients IS 'Clients held back';
+COMMENT ON COLUMN state_msg.resync_held_back.as_of IS 'The check cycle''s as_of';
+
+/*
  * Per queue: messages waiting and the oldest one's age (to the minute: from
  * the start of the minute it was enqueued in), rates over the current
  * minute and the 4 (59) before it, divided by that window's length in
@@ -2272,7 +2334,9 @@ SELECT g.queue, g.waiting, g.oldest_age,
 				g.waiting::pg_catalog.float8 OPERATOR(pg_catalog./)
 				(g.processing_rate_5m OPERATOR(pg_catalog.-) g.arrival_rate_5m))
 	   END AS drain_eta,
-	   0::pg_catalog.int8 AS held_back_resyncs,
+	   COALESCE((SELECT h.clients FROM state_msg.resync_held_back h
+				 WHERE h.queue::pg_catalog.text OPERATOR(pg_catalog.=) g.queue),
+				0)::pg_catalog.int8 AS held_back_resyncs,
 	   CASE WHEN g.waiting OPERATOR(pg_catalog.>=) state_msg.backlog_significant_messages()
 				 OR g.oldest_age OPERATOR(pg_catalog.>=) state_msg.backlog_significant_age()
 			THEN 'significant'
@@ -2300,7 +2364,7 @@ COMMENT ON COLUMN state_msg.backlog.processing_rate_60m IS
 COMMENT ON COLUMN state_msg.backlog.drain_eta IS
 	'waiting / (processing_rate_5m - arrival_rate_5m) when messages wait and processing outpaces arrival; NULL otherwise';
 COMMENT ON COLUMN state_msg.backlog.held_back_resyncs IS
-	'Resync requests the check cycle held back because their answer waits in the queue (0 until backlog-aware resync)';
+	'Clients the latest check cycle held back (state_msg.backlog_aware_resync) because their answer waits in this queue: resync_held_back';
 COMMENT ON COLUMN state_msg.backlog.status IS
 	'significant (waiting >= state_msg.backlog_significant_messages or oldest_age >= state_msg.backlog_significant_age), growing (messages wait and arrival_rate_5m > processing_rate_5m) or normal';
 
@@ -2422,11 +2486,14 @@ REVOKE ALL ON state_msg.queue, state_msg.queue_0, state_msg.queue_1,
 	state_msg.queue_2, state_msg.queue_rotation, state_msg.queue_throttle,
 	state_msg.queue_counts, state_msg.queue_flow, state_msg.topic_types,
 	state_msg.backlog, state_msg.backlog_sources, state_msg.backlog_history,
-	state_msg.queue_upload_seq FROM PUBLIC;
+	state_msg.queue_upload_seq, state_msg.resync_held_back FROM PUBLIC;
 GRANT SELECT ON state_msg.queue, state_msg.queue_rotation,
 	state_msg.queue_throttle, state_msg.queue_counts, state_msg.queue_flow,
 	state_msg.topic_types, state_msg.backlog, state_msg.backlog_sources,
-	state_msg.backlog_history TO state_msg_reader;
+	state_msg.backlog_history, state_msg.resync_held_back TO state_msg_reader;
+REVOKE ALL ON FUNCTION state_msg.resync_held_back_clients(timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION state_msg.resync_held_back_clients(timestamptz, timestamptz)
+	TO state_msg_reader;
 GRANT INSERT, UPDATE, DELETE ON state_msg.topic_types TO state_msg_operator;
 GRANT EXECUTE ON FUNCTION state_msg.process_queue_batch(integer),
 	state_msg.sample_backlog() TO state_msg_operator;

@@ -26,6 +26,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -44,22 +45,50 @@ static SPIPlanPtr issue_due_plan;
 static SPIPlanPtr lock_client_plan;
 static SPIPlanPtr issue_one_plan;
 static SPIPlanPtr waiting_plan;
+static SPIPlanPtr record_held_plan;
 
 /*
  * Lock the clients due for a request, in client_id order as ingestion
  * locks them, so the cycle and concurrent batches cannot deadlock; with
  * state_msg.max_resync_requests_per_cycle, only that many, the longest
  * overdue first.  The candidates come from the open requests and the
- * missing ranges (resync_due_clients()), not from every client.
- * $1 reissue_before, $2 missing_before, $3 the most to lock (NULL: all).
+ * missing ranges (resync_due_clients()), not from every client.  Under
+ * state_msg.backlog_aware_resync, the clients whose answer waits in the
+ * queue are held back (resync_held_back_clients()), before the pacing
+ * counts, and counted per queue.
+ * $1 reissue_before, $2 missing_before, $3 the most to lock (NULL: all),
+ * $4 backlog-aware.  Returns the locked clients and the held back per
+ * queue (high, low, fsp).
  */
 static const char *lock_due_sql =
-"SELECT pg_catalog.array_agg(client_id) FROM ("
+"WITH held AS MATERIALIZED ("
+" SELECT h.client_id, h.queue"
+" FROM state_msg.resync_held_back_clients($1, $2) h WHERE $4),"
+" locked AS ("
 " SELECT c.client_id FROM state_msg.clients c"
 " WHERE c.client_id OPERATOR(pg_catalog.=) ANY (ARRAY("
 "  SELECT d.client_id FROM state_msg.resync_due_clients($1, $2) d"
+"  WHERE NOT EXISTS (SELECT FROM held"
+"   WHERE held.client_id OPERATOR(pg_catalog.=) d.client_id)"
 "  ORDER BY d.overdue DESC, d.client_id LIMIT $3))"
-" ORDER BY c.client_id FOR UPDATE) AS candidates";
+" ORDER BY c.client_id FOR UPDATE)"
+" SELECT (SELECT pg_catalog.array_agg(client_id) FROM locked),"
+"  pg_catalog.count(*) FILTER (WHERE queue OPERATOR(pg_catalog.=) 'high'),"
+"  pg_catalog.count(*) FILTER (WHERE queue OPERATOR(pg_catalog.=) 'low'),"
+"  pg_catalog.count(*) FILTER (WHERE queue OPERATOR(pg_catalog.=) 'fsp')"
+" FROM held";
+
+/*
+ * Record what the cycle held back, per queue, for state_msg.backlog.
+ * $1 as_of, $2 the counts (high, low, fsp).
+ */
+static const char *record_held_sql =
+"INSERT INTO state_msg.resync_held_back AS h (queue, clients, as_of)"
+" SELECT q.queue, $2[q.n], $1"
+" FROM (VALUES ('high'::state_msg.queue_name, 1), ('low', 2), ('fsp', 3))"
+"  AS q(queue, n)"
+" ON CONFLICT (queue) DO UPDATE"
+" SET clients = excluded.clients, as_of = excluded.as_of";
 
 /*
  * Issue the requests of the locked clients that are still due, checked
@@ -101,8 +130,8 @@ static const char *issue_due_sql =
  * clients just issued a request are among them, and the caller subtracts
  * them).  What is left are the clients whose missing ranges are not yet
  * min_missing_message_age old, those whose outstanding request is not yet
- * min_resync_period old, and those the pacing left for a later cycle,
- * without restating resync_due()'s rule.
+ * min_resync_period old, those the pacing left for a later cycle, and
+ * those held back, without restating resync_due()'s rule.
  */
 static const char *waiting_sql =
 "SELECT pg_catalog.count(*) FROM ("
@@ -198,15 +227,18 @@ Datum
 state_msg_run_resync_check(PG_FUNCTION_ARGS)
 {
 	TimestampTz as_of = PG_ARGISNULL(0) ? 0 : PG_GETARG_TIMESTAMPTZ(0);
-	Oid			lock_types[] = {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
+	Oid			lock_types[] = {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, BOOLOID};
 	Oid			argtypes[] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
 	TEXTARRAYOID};
+	Oid			record_types[] = {TIMESTAMPTZOID, INT8ARRAYOID};
 	Datum		args[4];
-	char		lock_nulls[3] = {' ', ' ', ' '};
+	char		lock_nulls[4] = {' ', ' ', ' ', ' '};
 	bool		isnull;
 	int64		issued = 0;
 	int64		reissued = 0;
 	int64		skipped;
+	Datum		held[SM_QUEUE_COUNT];
+	int64		held_back = 0;
 	TupleDesc	desc;
 	Datum		result[2];
 	bool		result_null[2] = {false, false};
@@ -222,11 +254,18 @@ state_msg_run_resync_check(PG_FUNCTION_ARGS)
 	args[2] = Int64GetDatum(sm_max_resync_requests_per_cycle);
 	if (sm_max_resync_requests_per_cycle < 0)
 		lock_nulls[2] = 'n';
+	args[3] = BoolGetDatum(sm_backlog_aware_resync);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	sm_run_kept(&lock_due_plan, lock_due_sql, 3, lock_types, args, lock_nulls,
+	sm_run_kept(&lock_due_plan, lock_due_sql, 4, lock_types, args, lock_nulls,
 			 SPI_OK_SELECT);
+	for (int q = 0; q < SM_QUEUE_COUNT; q++)
+	{
+		held[q] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+								q + 2, &isnull);
+		held_back += DatumGetInt64(held[q]);
+	}
 	args[2] = TimestampTzGetDatum(as_of);
 	args[3] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 							&isnull);
@@ -241,21 +280,31 @@ state_msg_run_resync_check(PG_FUNCTION_ARGS)
 											   SPI_tuptable->tupdesc, 2,
 											   &isnull));
 	}
+
+	args[0] = TimestampTzGetDatum(as_of);
+	args[1] = PointerGetDatum(construct_array(held, SM_QUEUE_COUNT, INT8OID,
+											  sizeof(int64), FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	sm_run_kept(&record_held_plan, record_held_sql, 2, record_types, args,
+			 NULL, SPI_OK_INSERT);
+
 	sm_run_kept(&waiting_plan, waiting_sql, 0, NULL, NULL, NULL, SPI_OK_SELECT);
 	skipped = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 1, &isnull));
-	skipped = Max(skipped - issued - reissued, 0);
+	skipped = Max(skipped - issued - reissued - held_back, 0);
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 
 	ereport(LOG,
-			(errmsg("state_msg: resync check as of %s: %lld issued, %lld reissued, %lld skipped",
+			(errmsg("state_msg: resync check as of %s: %lld issued, %lld reissued, %lld skipped, %lld held back",
 					time_text(as_of), (long long) issued,
-					(long long) reissued, (long long) skipped)));
+					(long long) reissued, (long long) skipped,
+					(long long) held_back)));
 
 	sm_notify_resync_issued(issued + reissued);
 	sm_stats_add(SM_STAT_RESYNCS_ISSUED, issued);
 	sm_stats_add(SM_STAT_RESYNCS_REISSUED, reissued);
+	sm_stats_add(SM_STAT_RESYNCS_HELD_BACK, held_back);
 	result[0] = Int64GetDatum(issued);
 	result[1] = Int64GetDatum(reissued);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, result,

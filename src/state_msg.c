@@ -66,6 +66,7 @@ static const struct config_enum_entry processing_options[] = {
 	{NULL, 0, false}
 };
 int			sm_max_resync_requests_per_cycle = -1;
+bool		sm_backlog_aware_resync = true;
 
 static const struct config_enum_entry bad_message_options[] = {
 	{"quarantine", BAD_MESSAGE_QUARANTINE, false},
@@ -307,6 +308,14 @@ _PG_init(void)
 					"How long state_msg.sample_backlog() keeps the samples of state_msg.backlog_history.",
 					NULL,
 					&sm_backlog_history_retention, 14 * 24 * 60, 0);
+
+	DefineCustomBoolVariable("state_msg.backlog_aware_resync",
+							 "Holds back resync requests whose answer waits in the queue.",
+							 "On, the check cycle requests no resync for missing serials waiting in the queue and reissues none for a client whose 700/2 waits there; off behaves as ConfigMgr documents.",
+							 &sm_backlog_aware_resync,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("state_msg.max_resync_requests_per_cycle",
 							"Most resync requests one check cycle issues; -1 for no limit.",

@@ -264,6 +264,7 @@ extern double sm_backlog_significant_age;
 extern double sm_backlog_history_retention;
 extern bool sm_is_high_priority_topic_type(int32 topic_type);
 extern int	sm_max_resync_requests_per_cycle;
+extern bool sm_backlog_aware_resync;
 extern int64 sm_duration_usecs(double minutes);
 extern TimestampTz sm_engine_now(void);
 extern TimestampTz sm_effective_time(TimestampTz message_time,
