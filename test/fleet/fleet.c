@@ -2921,7 +2921,7 @@ cycle_end(int k, int64_t processed_before, int64_t answers_before)
 			diff("cycle %d: state_msg.backlog says %lld messages wait, the rules say %lld",
 				 k, (long long) db, (long long) n_waiting);
 	}
-	if (n_waiting > peak_waiting)
+	if (n_waiting > peak_waiting && k >= incident_cycle())
 	{
 		peak_waiting = n_waiting;
 		peak_cycle = k;
