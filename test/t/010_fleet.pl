@@ -40,19 +40,36 @@ $node->safe_psql('fleet_template', 'CREATE EXTENSION state_msg');
 sub simulate
 {
 	my ($name, @args) = @_;
+	return finish(start_simulation($name, @args));
+}
+
+# Start a run of the simulator on a fresh database (finish() waits for it)
+sub start_simulation
+{
+	my ($name, @args) = @_;
 	my $db = $name =~ s/\W/_/gr;
 	$node->safe_psql('postgres', "CREATE DATABASE $db TEMPLATE fleet_template");
-	my ($out, $err) = ('', '');
-	my $ok = IPC::Run::run(
+	my $run = { name => $name, db => $db, out => '', err => '' };
+	$run->{h} = IPC::Run::start(
 		[
 			$fleet, '--dbname', $db, '--host', $node->host,
 			'--port', $node->port, @args
 		],
-		'>', \$out, '2>', \$err);
+		'>', \$run->{out}, '2>', \$run->{err});
+	return $run;
+}
+
+# Wait for a run, assert its verdict and the views; returns its output
+sub finish
+{
+	my ($run) = @_;
+	my ($name, $db) = ($run->{name}, $run->{db});
+	my $ok = $run->{h}->finish;
+	my $out = $run->{out};
 	my @lines = split /\n/, $out;
 	my $verdict = $lines[-1] // '';
 	like($verdict, qr/^fleet: OK /, "$name: the simulator's verdict")
-	  or diag("$out$err");
+	  or diag("$out$run->{err}");
 	ok($ok, "$name: exit status 0");
 	note($_) for @lines;
 	views($name, $db, $out);
@@ -155,6 +172,43 @@ SKIP:
 		"SELECT to_regprocedure('state_msg.ingest_report(text)') IS NULL") eq 't';
 	simulate('report', qw(--scenario patch-tuesday --clients 100 --days 3
 		  --seed 6 --updates 8 --via report --check-every 4));
+}
+
+# Queued processing (README, Fleet simulator, Queued processing): uploads
+# only enqueue and the simulator drains 20 messages a cycle, so that the
+# resync answers after the restore (nearly every client's within a day,
+# about 22 messages each; the high queue never cuts one, so a batch takes
+# at least one) wait in the high queue for more than three days.  With
+# state_msg.backlog_aware_resync off the check cycle reissues those
+# requests (ConfigMgr's three-day rule), each reissue bringing one more
+# answer; on, it holds them back: on the same seed, fewer requests.
+my @queued = qw(--scenario site-restore --clients 400 --days 14 --seed 11
+  --updates 10 --required 0 --rate 2 --loss 0 --late 0 --duplicate 0
+  --reinstall 0 --batch cycle --processing queued --drain 20);
+my $has_setting = $node->safe_psql('fleet_template',
+	"LOAD 'state_msg'; SELECT current_setting('state_msg.backlog_aware_resync', true) IS NOT NULL");
+if ($has_setting eq 't')
+{
+	# the two at once: each mostly waits for the server
+	my $off_run = start_simulation('queued_off', @queued, qw(--backlog-aware off));
+	my $on_run = start_simulation('queued_on', @queued, qw(--backlog-aware on));
+	my $off = finish($off_run);
+	my $on = finish($on_run);
+	my $re = qr/^fleet: backlog: .*: (\d+) requests issued, (\d+) reissued, (\d+) held back/m;
+	my @off = $off =~ $re;
+	my @on = $on =~ $re;
+	ok( @off && @on && $on[0] + $on[1] < $off[0] + $off[1],
+		"queued: fewer requests with backlog_aware_resync on (on: @on; off: @off)");
+	ok(@on && $on[2] > 0 && @off && $off[2] == 0,
+		'queued: held back only with backlog_aware_resync on');
+}
+else
+{
+	simulate('queued', @queued);
+  SKIP:
+	{
+		skip 'state_msg.backlog_aware_resync is not in this build', 2;
+	}
 }
 
 # Generation alone (no server): the simulator is never the bottleneck
