@@ -11,14 +11,14 @@
 #
 #   storm.sh, or run.sh --storm
 #
-# Environment: STORM_CLIENTS (3000), STORM_DAYS (40), STORM_DRAIN (250),
+# Environment: STORM_CLIENTS (1000), STORM_DAYS (24), STORM_DRAIN (100),
 # STORM_SEED (1), STORM_JOBS (runs at once, 4), BENCH_PORT (5497),
 # STORM_KEEP (a directory to keep each run's output and per-cycle CSV in).
 set -euo pipefail
 
-STORM_CLIENTS=${STORM_CLIENTS:-3000}
-STORM_DAYS=${STORM_DAYS:-40}
-STORM_DRAIN=${STORM_DRAIN:-250}
+STORM_CLIENTS=${STORM_CLIENTS:-1000}
+STORM_DAYS=${STORM_DAYS:-24}
+STORM_DRAIN=${STORM_DRAIN:-100}
 STORM_SEED=${STORM_SEED:-1}
 STORM_JOBS=${STORM_JOBS:-4}
 

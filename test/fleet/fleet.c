@@ -3008,6 +3008,7 @@ main(int argc, char **argv)
 		cycle_log = fopen(opt_cycle_log, "w");
 		if (!cycle_log)
 			die("cannot write %s: %s", opt_cycle_log, strerror(errno));
+		setvbuf(cycle_log, NULL, _IOLBF, 0);	/* follow a run as it goes */
 		fprintf(cycle_log, "cycle,time,waiting,issued,reissued,held_back,answers_processed,messages_processed,consistent\n");
 	}
 

@@ -177,14 +177,15 @@ SKIP:
 # Queued processing (README, Fleet simulator, Queued processing): uploads
 # only enqueue and the simulator drains 20 messages a cycle, so that the
 # resync answers after the restore (nearly every client's within a day,
-# about 22 messages each; the high queue never cuts one, so a batch takes
-# at least one) wait in the high queue for more than three days.  With
+# about 22 messages each) wait in the high queue for more than three days
+# (one statement per upload: the high queue never cuts an upload, so with
+# one per cycle a batch would take all of a cycle's answers in a shard).  With
 # state_msg.backlog_aware_resync off the check cycle reissues those
 # requests (ConfigMgr's three-day rule), each reissue bringing one more
 # answer; on, it holds them back: on the same seed, fewer requests.
 my @queued = qw(--scenario site-restore --clients 400 --days 14 --seed 11
   --updates 10 --required 0 --rate 2 --loss 0 --late 0 --duplicate 0
-  --reinstall 0 --batch cycle --processing queued --drain 20);
+  --reinstall 0 --processing queued --drain 20);
 my $has_setting = $node->safe_psql('fleet_template',
 	"LOAD 'state_msg'; SELECT current_setting('state_msg.backlog_aware_resync', true) IS NOT NULL");
 if ($has_setting eq 't')
