@@ -1164,6 +1164,7 @@ model_statement(Upload **ups, int nups, int64_t now)
 /* ---------------------------------------------------------------------- */
 /* Queued mode: the model's queues */
 
+/* Append a message to a client's queue, growing it (or compacting it) */
 static void
 fifo_push(Fifo *f, const Msg *m)
 {
@@ -1187,6 +1188,7 @@ fifo_push(Fifo *f, const Msg *m)
 	f->msgs[f->n++] = *m;
 }
 
+/* How many messages wait in a client's queue */
 static inline int
 fifo_len(const Fifo *f)
 {
@@ -1268,6 +1270,7 @@ model_processed(int ci, int64_t n, int64_t now)
 			c->queued[q].head = c->queued[q].n = 0;
 }
 
+/* How many messages of a client wait, in all queues */
 static int
 waiting_of(Server *c)
 {
@@ -1776,14 +1779,16 @@ drain(int64_t limit, int32_t now)
 		else
 		{
 			char	   *sql;
+			char		n[32] = "NULL";
 			PGresult   *res;
 
+			if (limit > 0)
+				snprintf(n, sizeof(n), "%lld",
+						 (long long) (limit < 1000000000 ? limit : 1000000000));
 			sql = psprintf("%sSELECT state_msg.process_queue_batch(%s);"
 						   "SELECT client_id, messages_processed FROM state_msg.clients"
 						   " WHERE last_processed_time >= to_timestamp(%lld)%s",
-						   clock_sql(),
-						   limit < 0 ? "NULL" : psprintf("%lld", (long long) (limit < 1000000000 ? limit : 1000000000)),
-						   (long long) (T0_UNIX + now - HALF_CYCLE / 2), fleet_only("AND"));
+						   clock_sql(), n, (long long) (T0_UNIX + now - HALF_CYCLE / 2), fleet_only("AND"));
 			if (!PQsendQuery(conn, sql))
 				die("%s: %s", sql, PQerrorMessage(conn));
 			while ((res = PQgetResult(conn)) != NULL)
