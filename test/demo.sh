@@ -5,7 +5,7 @@
 # answers the resyncs as clients would, and prints the monitoring views;
 # then the fleet simulator (test/fleet) runs a Patch Tuesday on a small fleet;
 # then, queued: the cluster restarts with the background worker, a Patch
-# Tuesday burst on 3,000 clients (test/demo_queued.sql) piles up and drains,
+# Tuesday burst on 2,500 clients (test/demo_queued.sql) piles up and drains,
 # and gnuplot draws state_msg.backlog_history (test/plot_backlog.gp) into
 # backlog_drain.png in the work directory, which the demo names at its end.
 # Run as root on Debian 12; installs what it needs; leaves nothing running.
@@ -30,7 +30,7 @@ runuser -u postgres -- psql -X -q -h "$WORK" -p "$PORT" -d postgres \
 runuser -u postgres -- "$WORK/test/fleet/fleet" --dbname fleet --host "$WORK" --port "$PORT" \
 	--scenario patch-tuesday --clients 500 --days 3 --batch cycle --check-every 4
 
-echo "== queued processing: a Patch Tuesday burst on 3,000 clients, drained by the background worker"
+echo "== queued processing: a Patch Tuesday burst on 2,500 clients, drained by the background worker"
 # The same cluster again, with the library preloaded (the worker), a nap of
 # a second, and a database "site" in queued mode; the worker serves it once
 # test/demo_queued.sql names it in state_msg.databases.  Small batches and a
@@ -43,12 +43,12 @@ runuser -u postgres -- pg_ctl -D "$DATA" -l "$WORK/demo.log" -w \
 runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d postgres \
 	-c 'CREATE DATABASE site' \
 	-c 'ALTER DATABASE site SET state_msg.processing = queued' \
-	-c 'ALTER DATABASE site SET state_msg.queue_batch_size = 100' \
-	-c 'ALTER DATABASE site SET state_msg.fsp_throttle_messages = 300' \
+	-c 'ALTER DATABASE site SET state_msg.queue_batch_size = 50' \
+	-c 'ALTER DATABASE site SET state_msg.fsp_throttle_messages = 400' \
 	-c "ALTER DATABASE site SET state_msg.fsp_throttle_interval = '10s'" \
 	-c '\c site' -c 'CREATE EXTENSION state_msg'
 runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d site \
-	-v clients=3000 -f "$WORK/test/demo_queued.sql" 2>&1 | sed 's/^psql:[^ ]* NOTICE:  /   /'
+	-v clients=2500 -f "$WORK/test/demo_queued.sql" 2>&1 | sed 's/^psql:[^ ]* NOTICE:  /   /'
 
 # The picture: backlog_history, one line per sample, drawn by gnuplot
 runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d site -At -F $'\t' -c "
