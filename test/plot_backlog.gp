@@ -24,6 +24,7 @@ set timefmt "%s"
 set xlabel 'engine clock (UTC)'
 set format y "%.0s%c"
 set yrange [0:*]
+set autoscale xfix
 set grid xtics ytics lc rgb '#dddddd'
 set style line 1 lw 2 lc rgb '#d62728'
 set style line 2 lw 2 lc rgb '#1f77b4'
@@ -49,8 +50,9 @@ plot data using 1:3 with lines ls 2 title 'low', \
 set origin 0.42, 0
 set size 0.58, 0.95
 set title 'the drain, with drain_eta'
-set format x "%H:%M:%S"
-set xtics 30
+set format x "%H:%M"
+set xtics 60
+set mxtics 4
 set xrange [start - 10:*]
 unset ylabel
 unset label 1
