@@ -1,11 +1,12 @@
 -- The demo's queued run: see demo.sh.  Run as a superuser in the database
 -- "site" (processing = queued) while the background worker does not serve
--- it yet.  psql variables (with defaults): clients, past_waves (the waves
--- that piled up before the worker starts, a minute apart), live_every (the
--- seconds between the later waves, and between samples, as it drains).
+-- it yet.  psql variables (with defaults): clients (2500), past_waves (12:
+-- the waves that pile up before the worker starts, a minute apart on the
+-- engine clock), live_every (15: the seconds between the later waves, which
+-- arrive as it drains), sample_every (3: the seconds between samples).
 \pset footer off
 \set ON_ERROR_STOP 1
-\if :{?clients} \else \set clients 3000 \endif
+\if :{?clients} \else \set clients 2500 \endif
 \if :{?past_waves} \else \set past_waves 12 \endif
 \if :{?live_every} \else \set live_every 15 \endif
 \if :{?sample_every} \else \set sample_every 3 \endif
@@ -21,8 +22,8 @@ SELECT set_config('demo.past_waves', :'past_waves', false),
 -- the rest not required), then walks each required update through
 -- enforcement, one step a wave (402: downloading, downloaded, pending
 -- install, installing, then installed with 500 installed, or 8% failed).
--- One client in ten also answers a resync request after its sixth wave
--- (its cache renumbered, then 700/2: the high queue), and a fallback status
+-- One client in ten also answers a resync request in wave 6 (its cache
+-- renumbered, then 700/2: the high queue), and a fallback status
 -- point relays four client deployment messages for 300 new machines, without
 -- serials (the fsp queue, throttled).
 CREATE SCHEMA demo;
@@ -57,7 +58,7 @@ timed AS (
 		   m.wave * 60 - 50 + m.ord % 40 AS at
 	FROM msgs m JOIN cl USING (c)),
 answers AS (
-	-- the cache after the sixth wave: the latest message per topic
+	-- the cache in wave 6: the latest message per topic, original times
 	SELECT DISTINCT ON (c, topic_type, topic_id)
 		   c, 6 AS wave, 1000 + ord AS ord, topic_type, topic_id, state_id,
 		   client_id, first_serial, at
@@ -166,7 +167,7 @@ BEGIN
 		line := to_char(clock_timestamp(), 'HH24:MI:SS');
 		FOR b IN SELECT * FROM state_msg.backlog LOOP
 			line := line || format('  %s %7s %-11s', b.queue, b.waiting,
-								   COALESCE('eta ' || to_char(justify_hours(date_trunc('second', b.drain_eta)), 'HH24:MI:SS'), ''));
+								   COALESCE('eta ' || date_trunc('second', b.drain_eta), ''));
 		END LOOP;
 		RAISE NOTICE '%', line;
 		EXIT WHEN w > last AND (SELECT sum(waiting) FROM state_msg.backlog) = 0;
@@ -178,8 +179,9 @@ BEGIN
 	END LOOP;
 END $$;
 
-\echo '== what the worker made of it'
-SELECT count(*) AS clients, sum(messages_processed) AS messages,
+\echo '== what the worker made of it: every message sent, processed once'
+SELECT (SELECT count(*) FROM demo.burst) + (SELECT count(*) FROM demo.relayed) AS sent,
+	   count(*) AS clients, sum(messages_processed) AS processed,
 	   sum(missing_serials) AS serials_missed, sum(unserialized_messages) AS relayed
 FROM state_msg.clients;
 SELECT state_id, CASE state_id WHEN 1 THEN 'not required' WHEN 2 THEN 'required (missing)'
