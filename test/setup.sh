@@ -25,6 +25,7 @@ fi
 
 missing=()
 for pkg in postgresql-15 postgresql-server-dev-15 postgresql-15-cron libipc-run-perl libxml2-dev make gcc \
+	gnuplot-nox \
 	prometheus-postgres-exporter; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done

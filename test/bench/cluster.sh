@@ -33,3 +33,11 @@ psql() {
 	runuser -u postgres -- "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
 		-h "$BENCH" -p "$PORT" -d bench "$@"
 }
+
+# The median of the numbers given after the printf format (e.g. %.3f)
+bench_median() {
+	local format=$1
+	shift
+	printf '%s\n' "$@" | sort -n | awk -v f="$format" '{ t[NR] = $1 }
+		END { printf f, NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2 }'
+}

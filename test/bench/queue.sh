@@ -32,11 +32,6 @@ PORT=${BENCH_PORT:-5497}
 source "$(dirname "${BASH_SOURCE[0]}")/cluster.sh"
 psql -c "CREATE EXTENSION state_msg" -c "CREATE SCHEMA bench"
 
-qb_median() {
-	printf '%s\n' "$@" | sort -n | awk '{ t[NR] = $1 }
-		END { printf "%.3f", NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2 }'
-}
-
 # The stream: every client's serials, statement k holding serials
 # (k-1) x QB_STATEMENT_SERIALS + 1 .. k x QB_STATEMENT_SERIALS of every
 # client, in client order (all in the low queue: no reordering by priority,
@@ -91,7 +86,7 @@ for ((r = 1; r <= QB_REPEAT; r++)); do
 	printf '   run %d: plain INSERT %s s, enqueue %s s, drain %s s, immediate %s s; %s clients differ\n' \
 		"$r" "${PLAIN[-1]}" "${ENQ[-1]}" "${DRAIN[-1]}" "${IMM[-1]}" "$diff"
 done
-P=$(qb_median "${PLAIN[@]}") E=$(qb_median "${ENQ[@]}") D=$(qb_median "${DRAIN[@]}") I=$(qb_median "${IMM[@]}")
+P=$(bench_median %.3f "${PLAIN[@]}") E=$(bench_median %.3f "${ENQ[@]}") D=$(bench_median %.3f "${DRAIN[@]}") I=$(bench_median %.3f "${IMM[@]}")
 rate() { awk -v n="$QB_ROWS" -v s="$1" 'BEGIN { printf "%.0f", n / s }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", 100 * b / a }'; }
 echo "== queue: medians of $QB_REPEAT runs ($QB_ROWS messages)"

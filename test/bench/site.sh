@@ -182,9 +182,9 @@ site_time() {
 	for ((i = 0; i < SITE_REPEAT; i++)); do
 		script+=$'\n'"$sql \\g /dev/null"
 	done
-	printf '%s\n' "$script" | psql -At -f - | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' |
-		sort -n | awk '{ t[NR] = $1 }
-			END { printf "%.1f", NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2 }'
+	# shellcheck disable=SC2046 # one word per time
+	bench_median %.1f $(printf '%s\n' "$script" | psql -At -f - |
+		sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p')
 }
 ONE_CLIENT=$(printf 'GUID:%08X-F1EE-4000-8000-%012X' "$SITE_SEED" 7)
 VIEW_QUERIES=(

@@ -27,11 +27,6 @@ if [ -z "${BENCH:-}" ]; then
 	psql -c "CREATE EXTENSION state_msg" -c "CREATE SCHEMA bench"
 fi
 
-sum_median() {
-	printf '%s\n' "$@" | sort -n | awk '{ t[NR] = $1 }
-		END { printf "%.2f", NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2 }'
-}
-
 # ---------------------------------------------------------------------------
 # 150,000 clients x 200 topics: 100 updates, each a 500 (detection) and a
 # 402 (enforcement) topic, written straight into the tables in key order,
@@ -157,10 +152,10 @@ for ((sum_p = 1; sum_p <= SUM_PAIRS; sum_p++)); do
 			"$sum_p" "$sum_setting" "$sum_bulk" "$sum_small"
 	done
 done
-B_ON=$(sum_median "${BULK_ON[@]}")
-B_OFF=$(sum_median "${BULK_OFF[@]}")
-S_ON=$(sum_median "${SMALL_ON[@]}")
-S_OFF=$(sum_median "${SMALL_OFF[@]}")
+B_ON=$(bench_median %.2f "${BULK_ON[@]}")
+B_OFF=$(bench_median %.2f "${BULK_OFF[@]}")
+S_ON=$(bench_median %.2f "${SMALL_ON[@]}")
+S_OFF=$(bench_median %.2f "${SMALL_OFF[@]}")
 
 # The runs with it off marked the counts stale: the views count client_state
 # (seconds a run: three runs, and no target)
