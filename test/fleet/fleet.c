@@ -3048,6 +3048,12 @@ main(int argc, char **argv)
 	last = ncycles;
 	scenario_processed = n_processed;
 	scenario_answers = n_answers_processed;
+	if (queued && !opt_settle)
+	{
+		/* no final resync: what waits is processed at the next cycle's time */
+		drain(-1, (ncycles + 1) * CYCLE);
+		last = ncycles + 1;
+	}
 	if (opt_settle)
 	{
 		/*
