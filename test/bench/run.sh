@@ -25,6 +25,7 @@ for arg in "$@"; do
 		--ranges) mode=ranges ;;
 		--site) mode=site ;;
 		--queue) exec bash "$(dirname "$0")/queue.sh" ;;	# queued processing (issue 9)
+		--sustained) exec bash "$(dirname "$0")/sustained.sh" ;;	# sustained queued load (issue 9)
 		*) echo "usage: $0 [--quick | --memory | --steady | --ranges | --site]" >&2; exit 2 ;;
 	esac
 done
