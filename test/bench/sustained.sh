@@ -10,10 +10,13 @@
 #     in all, paced; one of them adds SUSTAINED_FSP_RATE relayed (source =
 #     'fsp', no serial) messages per second;
 #   - the worker drains (state_msg.databases = 'bench');
-#   - every minute a sample: total size (heap + indexes + toast) and dead
-#     tuples (n_dead_tup of heap and toast) of queue_0, queue_1, queue_2,
-#     queue_counts, queue_flow, backlog_history, queue_rotation and
-#     queue_throttle, the messages waiting per queue (backlog), and the
+#   - every SUSTAINED_SAMPLE_SECONDS a sample of the total size (heap +
+#     indexes + toast) and dead tuples (n_dead_tup of heap and toast) of
+#     queue_0, queue_1, queue_2, queue_counts, queue_flow, backlog_history,
+#     queue_rotation and queue_throttle, reported per minute as the largest
+#     of the minute's samples (a partition fills for a rotation interval and
+#     is then truncated: one sample a minute would alias with that cycle);
+#     every minute the messages waiting per queue (backlog) and the
 #     messages enqueued and processed in that minute (stats);
 #   - then the table and, after a warm-up of SUSTAINED_WARMUP minutes, the
 #     largest and smallest value of each column and a verdict line (reported,
@@ -24,7 +27,7 @@
 # Environment: SUSTAINED_MINUTES (35), SUSTAINED_WARMUP (5), SUSTAINED_RATE
 # (6000), SUSTAINED_SESSIONS (3), SUSTAINED_CLIENTS (30000),
 # SUSTAINED_STATEMENT_CLIENTS (100 uploads per statement),
-# SUSTAINED_FSP_RATE (2), BENCH_PORT (5497).
+# SUSTAINED_FSP_RATE (2), SUSTAINED_SAMPLE_SECONDS (10), BENCH_PORT (5497).
 set -euo pipefail
 
 MINUTES=${SUSTAINED_MINUTES:-35}
@@ -34,6 +37,7 @@ SESSIONS=${SUSTAINED_SESSIONS:-3}
 CLIENTS=${SUSTAINED_CLIENTS:-30000}
 STMT_CLIENTS=${SUSTAINED_STATEMENT_CLIENTS:-100}
 FSP_RATE=${SUSTAINED_FSP_RATE:-2}
+SAMPLE_SECONDS=${SUSTAINED_SAMPLE_SECONDS:-10}
 
 STATE_MSG_ASSERTS=0 source "$(dirname "${BASH_SOURCE[0]}")/../setup.sh"
 BUILT=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
@@ -99,8 +103,14 @@ BEGIN
 	END LOOP;
 END
 $$;
-CREATE TABLE bench.samples (
-	minute integer, relname text, size bigint, dead bigint);
+CREATE TABLE bench.samples_raw (
+	second integer, relname text, size bigint, dead bigint);
+-- per minute: the largest of the samples taken in it (minute m: seconds
+-- 60 (m - 1) + 1 .. 60 m; minute 0: the start)
+CREATE VIEW bench.samples AS
+SELECT ceil(second / 60.0)::integer AS minute, relname, max(size) AS size,
+	   max(dead) AS dead
+FROM bench.samples_raw GROUP BY 1, 2;
 CREATE TABLE bench.sample_flow (
 	minute integer, high bigint, low bigint, fsp bigint, enqueued bigint,
 	processed bigint);
@@ -115,11 +125,10 @@ echo "== sustained: $MINUTES min, $RATE messages/s from $SESSIONS sessions" \
 	"($STMT_CLIENTS uploads of 10 per statement, one every $PERIOD s each;" \
 	"$CLIENTS clients), fsp ${FSP_RATE}/s (10 every $FSP_EVERY statements of session 0)"
 
-sample() {
-	local m=$1
-	psql -v m="$m" <<'SQL'
-INSERT INTO bench.samples
-SELECT :m, c.relname, pg_catalog.pg_total_relation_size(c.oid),
+sample_sizes() {
+	psql -v t="$1" <<'SQL'
+INSERT INTO bench.samples_raw
+SELECT :t, c.relname, pg_catalog.pg_total_relation_size(c.oid),
 	   coalesce(s.n_dead_tup, 0) + coalesce(t.n_dead_tup, 0)
 FROM pg_class c
 LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
@@ -127,6 +136,10 @@ LEFT JOIN pg_stat_all_tables t ON t.relid = c.reltoastrelid
 WHERE c.relnamespace = 'state_msg'::regnamespace
   AND c.relname IN ('queue_0', 'queue_1', 'queue_2', 'queue_counts', 'queue_flow',
 					'backlog_history', 'queue_rotation', 'queue_throttle');
+SQL
+}
+sample_flow() {
+	psql -v m="$1" <<'SQL'
 INSERT INTO bench.sample_flow
 SELECT :m, max(waiting) FILTER (WHERE queue = 'high'), max(waiting) FILTER (WHERE queue = 'low'),
 	   max(waiting) FILTER (WHERE queue = 'fsp'),
@@ -144,12 +157,16 @@ for ((s = 0; s < SESSIONS; s++)); do
 	psql -c "CALL bench.load($s, $SESSIONS, $CLIENTS, $STMT_CLIENTS, $PERIOD, $fe, '$UNTIL')" &
 	pids+=($!)
 done
-sample 0
-for ((m = 1; m <= MINUTES; m++)); do
-	# sample on the minute since the start, whatever the sampling took
-	sleep "$(awk -v s="$START" -v m="$m" -v now="$EPOCHREALTIME" \
-		'BEGIN { d = s + 60 * m - now; printf "%.3f", (d > 0 ? d : 0) }')"
-	sample "$m"
+sample_sizes 0
+sample_flow 0
+for ((t = SAMPLE_SECONDS; t <= MINUTES * 60; t += SAMPLE_SECONDS)); do
+	# sample on time since the start, whatever the sampling took
+	sleep "$(awk -v s="$START" -v t="$t" -v now="$EPOCHREALTIME" \
+		'BEGIN { d = s + t - now; printf "%.3f", (d > 0 ? d : 0) }')"
+	sample_sizes "$t"
+	[ $((t % 60)) -eq 0 ] || continue
+	m=$((t / 60))
+	sample_flow "$m"
 	psql -At -F ' ' -c "SELECT 'minute', $m, 'waiting high/low/fsp', high, low, fsp,
 		'partitions MB', (SELECT round(sum(size) / 1048576.0, 1) FROM bench.samples
 					 WHERE minute = $m AND relname IN ('queue_0', 'queue_1', 'queue_2'))
@@ -164,7 +181,8 @@ done
 echo
 echo "Sustained load on state_msg $BUILT: $(nproc) cores, PostgreSQL $(psql -At -c 'SHOW server_version');"
 echo "$MINUTES min at $RATE messages/s ($SESSIONS sessions) plus fsp ${FSP_RATE}/s; the worker draining."
-echo "Sizes: heap + indexes + toast (q0..q2 in MB, the rest in kB); dead: n_dead_tup (heap + toast)."
+echo "Sizes: heap + indexes + toast (q0..q2 in MB, the rest in kB); dead: n_dead_tup (heap + toast);"
+echo "each the largest of the minute's samples (one every $SAMPLE_SECONDS s)."
 psql -P footer=off <<'SQL'
 SELECT f.minute AS min,
 	   f.enqueued - lag(f.enqueued) OVER w AS enqueued,
@@ -194,15 +212,18 @@ SQL
 
 # After the warm-up: each relation's largest and smallest size and dead
 # tuples, the three partitions also as their sum (one fills while the
-# others are truncated), and the mean of the first and last third
+# others are truncated; per minute the largest sum of one sample), and the
+# mean of the first and last third
 echo
 echo "After the warm-up (minutes $((WARMUP + 1)) to $MINUTES):"
 psql -P footer=off -v w="$WARMUP" <<'SQL'
 WITH s AS (
 	SELECT minute, relname, size, dead FROM bench.samples WHERE minute > :w
 	UNION ALL
-	SELECT minute, 'queue (sum of 3)', sum(size), sum(dead) FROM bench.samples
-	WHERE minute > :w AND relname IN ('queue_0', 'queue_1', 'queue_2') GROUP BY minute
+	SELECT ceil(second / 60.0)::integer, 'queue (sum of 3)', max(size), max(dead)
+	FROM (SELECT second, sum(size) AS size, sum(dead) AS dead FROM bench.samples_raw
+		  WHERE relname IN ('queue_0', 'queue_1', 'queue_2') GROUP BY second) r
+	WHERE second > 60 * :w GROUP BY 1
 ), b AS (SELECT max(minute) AS hi, min(minute) AS lo FROM s)
 SELECT relname,
 	   pg_size_pretty(min(size)) AS min_size, pg_size_pretty(max(size)) AS max_size,
@@ -218,8 +239,10 @@ psql -At -v w="$WARMUP" <<'SQL'
 WITH s AS (
 	SELECT minute, relname, size, dead FROM bench.samples WHERE minute > :w
 	UNION ALL
-	SELECT minute, 'queue', sum(size), sum(dead) FROM bench.samples
-	WHERE minute > :w AND relname IN ('queue_0', 'queue_1', 'queue_2') GROUP BY minute
+	SELECT ceil(second / 60.0)::integer, 'queue', max(size), max(dead)
+	FROM (SELECT second, sum(size) AS size, sum(dead) AS dead FROM bench.samples_raw
+		  WHERE relname IN ('queue_0', 'queue_1', 'queue_2') GROUP BY second) r
+	WHERE second > 60 * :w GROUP BY 1
 ), b AS (SELECT max(minute) AS hi, min(minute) AS lo FROM s),
 t AS (
 	SELECT relname,
