@@ -187,9 +187,22 @@ static const char *write_counts_sql =
 " pg_catalog.unnest($2::pg_catalog.timestamptz[]),"
 " pg_catalog.unnest($3::pg_catalog.int8[])) AS u(q, m, n)";
 
+/*
+ * Compaction folds only the keys that need it (more than one row, or rows
+ * that sum to nothing, or flow too old to keep): a key already folded is
+ * left alone, so each compaction deletes and writes only the rows inserted
+ * since the last one, not the whole table again (flow keeps 70 minutes of
+ * keys; rewriting them all on every drain batch left dead rows faster than
+ * autovacuum took them)
+ */
 static const char *compact_counts_sql =
-"WITH folded AS (DELETE FROM state_msg.queue_counts"
-"  RETURNING queue, enqueued_minute, messages),"
+"WITH keys AS (SELECT queue, enqueued_minute FROM state_msg.queue_counts"
+"  GROUP BY 1, 2 HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1"
+"  OR pg_catalog.sum(messages) OPERATOR(pg_catalog.=) 0),"
+" folded AS (DELETE FROM state_msg.queue_counts c USING keys k"
+"  WHERE c.queue OPERATOR(pg_catalog.=) k.queue"
+"  AND c.enqueued_minute OPERATOR(pg_catalog.=) k.enqueued_minute"
+"  RETURNING c.queue, c.enqueued_minute, c.messages),"
 " kept AS (INSERT INTO state_msg.queue_counts (queue, enqueued_minute, messages)"
 "  SELECT queue, enqueued_minute, pg_catalog.sum(messages)::pg_catalog.int8"
 "  FROM folded GROUP BY 1, 2"
@@ -197,8 +210,15 @@ static const char *compact_counts_sql =
 " SELECT pg_catalog.count(*) FROM folded";
 
 static const char *compact_flow_sql =
-"WITH folded AS (DELETE FROM state_msg.queue_flow"
-"  RETURNING minute, queue, topic_type, arrived, processed, resync_answers),"
+"WITH keys AS (SELECT minute, queue, topic_type FROM state_msg.queue_flow"
+"  GROUP BY 1, 2, 3 HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1"
+"  OR minute OPERATOR(pg_catalog.<) $1),"
+" folded AS (DELETE FROM state_msg.queue_flow f USING keys k"
+"  WHERE f.minute OPERATOR(pg_catalog.=) k.minute"
+"  AND f.queue OPERATOR(pg_catalog.=) k.queue"
+"  AND f.topic_type OPERATOR(pg_catalog.=) k.topic_type"
+"  RETURNING f.minute, f.queue, f.topic_type, f.arrived, f.processed,"
+"  f.resync_answers),"
 " kept AS (INSERT INTO state_msg.queue_flow (minute, queue, topic_type,"
 "  arrived, processed, resync_answers)"
 "  SELECT minute, queue, topic_type, pg_catalog.sum(arrived)::pg_catalog.int8,"

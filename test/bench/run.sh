@@ -8,6 +8,9 @@
 #   run.sh --steady   the steady-state upload cycles only
 #   run.sh --ranges   the many-ranges client only
 #   run.sh --site     a site-scale Patch Tuesday only (site.sh; SITE_CLIENTS=15000: a tenth)
+#   run.sh --queue    queued processing against the immediate path (queue.sh)
+#   run.sh --storm    backlog-aware resync off and on with the simulator (storm.sh)
+#   run.sh --sustained 35 minutes of sustained queued load (sustained.sh)
 #
 # Run as root on Debian 12 (setup.sh installs and builds).  Prints one table
 # of messages/second and the ratios; exits non-zero if a correctness check or
@@ -26,7 +29,8 @@ for arg in "$@"; do
 		--site) mode=site ;;
 		--queue) exec bash "$(dirname "$0")/queue.sh" ;;	# queued processing (issue 9)
 		--storm) exec bash "$(dirname "$0")/storm.sh" ;;	# backlog-aware resync shown with the simulator (issue 9)
-		*) echo "usage: $0 [--quick | --memory | --steady | --ranges | --site]" >&2; exit 2 ;;
+		--sustained) exec bash "$(dirname "$0")/sustained.sh" ;;	# sustained queued load (issue 9)
+		*) echo "usage: $0 [--quick | --memory | --steady | --ranges | --site | --queue | --storm | --sustained]" >&2; exit 2 ;;
 	esac
 done
 

@@ -429,7 +429,7 @@ $log = -s $node->logfile;
 kill 'KILL', $site;
 $node->wait_for_log(qr/all server processes terminated; reinitializing/, $log);
 $node->wait_for_log(
-	qr/database system is ready to accept connections(?s:.*)state_msg: launcher started/,
+	qr/all server processes terminated; reinitializing(?s:.*)state_msg: launcher started/,
 	$log);
 $site = wait_for_worker('site', $site);
 $node->wait_for_log(qr/\[$site\].*resync check as of/, $log);
