@@ -5,7 +5,7 @@ OBJS = src/state_msg.o src/message.o src/serials.o src/resync_events.o \
 	src/current_state.o src/batch.o src/forget.o src/admin.o \
 	src/store.o src/inbox.o src/inbox_am.o src/guard.o src/resync.o \
 	src/delivery.o src/report.o src/report_convert.o src/report_parse.o \
-	src/summaries.o src/stats.o src/worker.o \
+	src/summaries.o src/stats.o src/worker.o src/launcher.o \
 	src/queue.o src/drain.o
 DATA = $(wildcard sql/state_msg--*.sql)
 
@@ -34,6 +34,9 @@ include $(PGXS)
 
 # Every object depends on the shared header
 $(OBJS): src/state_msg.h
+
+# The background worker and its launcher
+src/worker.o src/launcher.o: src/worker.h
 
 # The XML report parser (also built alone by test/fuzz)
 src/report_parse.o src/report.o src/report_convert.o: src/report_parse.h

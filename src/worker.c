@@ -4,11 +4,10 @@
  *	  The background worker that drains the queue and runs the check cycle.
  *
  * Loaded with shared_preload_libraries = 'state_msg', as pg_cron's launcher
- * is: a launcher, started once recovery has finished and restarted after a
- * crash, starts one dynamic worker per database named in
- * state_msg.databases.  The launcher is connected to no database (like
- * PostgreSQL's own logical replication launcher it reads only the shared
- * catalog pg_database, to see which of the named databases exist).
+ * is: a launcher (launcher.c), started once recovery has finished and
+ * restarted after a crash, starts one dynamic worker per database named in
+ * state_msg.databases.  This file holds the shared state, the settings,
+ * the wake-up at commit and the worker itself.
  *
  * A worker serves its database while the extension is installed there at
  * this library's release: it calls state_msg.process_queue_batch(NULL) in a
@@ -39,9 +38,6 @@
 
 #include <signal.h>
 
-#include "access/heapam.h"
-#include "access/htup_details.h"
-#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_database.h"
@@ -66,6 +62,7 @@
 #include "utils/varlena.h"
 
 #include "state_msg.h"
+#include "worker.h"
 
 /* How often a worker samples the backlog (state_msg.sample_backlog()) */
 #define SAMPLE_INTERVAL_USECS	(60 * USECS_PER_SEC)
@@ -73,68 +70,21 @@
 /* Longest sleep between two looks at the database lock */
 #define LOCK_LOOK_MS			1000
 
-/* Shortest time between two starts of one database's worker */
-#define MIN_RESTART_USECS		USECS_PER_SEC
 
 /* Longest pause after failed rounds (the pause doubles from one nap) */
 #define MAX_ERROR_PAUSE_USECS	(5 * 60 * USECS_PER_SEC)
 
-/* What a worker last logged about its database, so it logs changes only */
-typedef enum ServeState
-{
-	SERVE_UNKNOWN,
-	SERVE_SERVING,
-	SERVE_ABSENT,				/* extension not installed */
-	SERVE_OTHER_RELEASE			/* installed at another release */
-} ServeState;
 
-/* One served database; slot i belongs to the launcher's entry i */
-typedef struct WorkerSlot
-{
-	bool		in_use;			/* named in state_msg.databases */
-	char		dbname[NAMEDATALEN];
-	Oid			dboid;			/* InvalidOid until known */
-	pid_t		pid;			/* the worker's, 0 while none runs */
-	Latch	   *latch;			/* the worker's, NULL while none runs */
-	bool		in_xact;		/* the worker is in (or entering) a
-								 * transaction */
-	bool		wake_pending;	/* work was queued while no worker ran */
-	ServeState	logged;
-	TimestampTz last_check;		/* last run of the check cycle, 0 for none */
-	TimestampTz last_sample;	/* last backlog sample, 0 for none */
-} WorkerSlot;
 
-typedef struct WorkerShared
-{
-	slock_t		mutex;			/* protects everything below */
-	pid_t		launcher_pid;
-	Latch	   *launcher_latch;
-	int			nslots;
-	WorkerSlot	slots[FLEXIBLE_ARRAY_MEMBER];
-} WorkerShared;
 
-/* The launcher's own view of each slot's worker */
-typedef struct LauncherEntry
-{
-	BackgroundWorkerHandle *handle; /* NULL while none was started */
-	TimestampTz next_start;		/* earliest (re)start */
-	TimestampTz last_start;
-	bool		stopping;		/* no longer named: terminated, not
-								 * restarted */
-	int			logged_problem; /* 0, or what was logged about the database */
-} LauncherEntry;
 
-/* Problems the launcher logs once per database */
-#define PROBLEM_MISSING			1
-#define PROBLEM_NO_CONNECTIONS	2
-#define PROBLEM_NO_WORKER_SLOT	3
 
 /* Settings */
-static char *sm_databases = NULL;
-static double sm_worker_naptime = 10.0 / 60.0;	/* minutes */
+char	   *sm_databases = NULL;
+double		sm_worker_naptime = 10.0 / 60.0;	/* minutes */
 static double sm_resync_check_interval = 15;	/* minutes; 0: never */
 
-static WorkerShared *worker_shared = NULL;
+WorkerShared *sm_worker_shared = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -147,8 +97,6 @@ static bool wake_callback_registered = false;
 /* In a worker: its slot */
 static int	my_slot = -1;
 
-PGDLLEXPORT void sm_launcher_main(Datum arg);
-PGDLLEXPORT void sm_worker_main(Datum arg);
 
 /* Size of the shared state: a slot per possible background worker */
 static Size
@@ -177,20 +125,20 @@ worker_shmem_startup(void)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	worker_shared = ShmemInitStruct("state_msg worker", worker_shmem_size(),
+	sm_worker_shared = ShmemInitStruct("state_msg worker", worker_shmem_size(),
 									&found);
 	if (!found)
 	{
-		memset(worker_shared, 0, worker_shmem_size());
-		SpinLockInit(&worker_shared->mutex);
-		worker_shared->nslots = max_worker_processes;
+		memset(sm_worker_shared, 0, worker_shmem_size());
+		SpinLockInit(&sm_worker_shared->mutex);
+		sm_worker_shared->nslots = max_worker_processes;
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
 
 /* The setting's list of database names, or false if it does not parse */
-static bool
-parse_databases(const char *value, List **names)
+bool
+sm_parse_databases(const char *value, List **names)
 {
 	char	   *copy = pstrdup(value ? value : "");
 	ListCell   *lc;
@@ -211,7 +159,7 @@ check_databases(char **newval, void **extra, GucSource source)
 {
 	List	   *names = NIL;
 
-	if (!parse_databases(*newval, &names))
+	if (!sm_parse_databases(*newval, &names))
 	{
 		GUC_check_errdetail("List syntax is invalid, or a name is empty or longer than %d bytes.",
 							NAMEDATALEN - 1);
@@ -222,8 +170,8 @@ check_databases(char **newval, void **extra, GucSource source)
 }
 
 /* A duration setting in minutes as microseconds, at least one millisecond */
-static int64
-duration_usecs(double minutes)
+int64
+sm_worker_duration_usecs(double minutes)
 {
 	int64		usecs = sm_duration_usecs(minutes);
 
@@ -231,8 +179,8 @@ duration_usecs(double minutes)
 }
 
 /* Milliseconds from now until a time, for WaitLatch: 0 .. limit */
-static long
-ms_until(TimestampTz now, TimestampTz when, long limit)
+long
+sm_ms_until(TimestampTz now, TimestampTz when, long limit)
 {
 	if (when <= now)
 		return 0;
@@ -248,8 +196,8 @@ ms_until(TimestampTz now, TimestampTz when, long limit)
  * with the RowExclusiveLock a new connection takes.  Tries that lock
  * without waiting, as a session lock, so it works between transactions.
  */
-static bool
-database_wanted_elsewhere(Oid dboid)
+bool
+sm_database_wanted_elsewhere(Oid dboid)
 {
 	LOCKTAG		tag;
 
@@ -273,24 +221,24 @@ worker_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if (prev_object_access_hook)
 		prev_object_access_hook(access, classId, objectId, subId, arg);
 
-	if (access != OAT_DROP || classId != DatabaseRelationId || worker_shared == NULL)
+	if (access != OAT_DROP || classId != DatabaseRelationId || sm_worker_shared == NULL)
 		return;
 
-	for (int i = 0; i < worker_shared->nslots; i++)
+	for (int i = 0; i < sm_worker_shared->nslots; i++)
 	{
-		WorkerSlot *slot = &worker_shared->slots[i];
+		WorkerSlot *slot = &sm_worker_shared->slots[i];
 		pid_t		pid = 0;
 		Latch	   *latch = NULL;
 		bool		in_xact = false;
 
-		SpinLockAcquire(&worker_shared->mutex);
+		SpinLockAcquire(&sm_worker_shared->mutex);
 		if (slot->dboid == objectId && slot->pid != 0)
 		{
 			pid = slot->pid;
 			latch = slot->latch;
 			in_xact = slot->in_xact;
 		}
-		SpinLockRelease(&worker_shared->mutex);
+		SpinLockRelease(&sm_worker_shared->mutex);
 
 		if (pid == 0)
 			continue;
@@ -317,13 +265,13 @@ worker_xact_callback(XactEvent event, void *arg)
 		event != XACT_EVENT_PREPARE)
 		return;
 	wake_at_commit = false;
-	if (event != XACT_EVENT_COMMIT || worker_shared == NULL)
+	if (event != XACT_EVENT_COMMIT || sm_worker_shared == NULL)
 		return;
 
-	SpinLockAcquire(&worker_shared->mutex);
-	for (int i = 0; i < worker_shared->nslots; i++)
+	SpinLockAcquire(&sm_worker_shared->mutex);
+	for (int i = 0; i < sm_worker_shared->nslots; i++)
 	{
-		WorkerSlot *slot = &worker_shared->slots[i];
+		WorkerSlot *slot = &sm_worker_shared->slots[i];
 
 		if (!slot->in_use || slot->dboid != MyDatabaseId)
 			continue;
@@ -332,11 +280,11 @@ worker_xact_callback(XactEvent event, void *arg)
 		else
 		{
 			slot->wake_pending = true;
-			latch = worker_shared->launcher_latch;
+			latch = sm_worker_shared->launcher_latch;
 		}
 		break;
 	}
-	SpinLockRelease(&worker_shared->mutex);
+	SpinLockRelease(&sm_worker_shared->mutex);
 
 	if (latch != NULL)
 		SetLatch(latch);
@@ -350,7 +298,7 @@ worker_xact_callback(XactEvent event, void *arg)
 void
 sm_worker_wake(void)
 {
-	if (worker_shared == NULL)
+	if (sm_worker_shared == NULL)
 		return;
 	if (!wake_callback_registered)
 	{
@@ -415,371 +363,6 @@ sm_worker_init(void)
 }
 
 /* ------------------------------------------------------------------------
- * The launcher
- * ------------------------------------------------------------------------
- */
-
-/* Log one of a database's problems once, until it changes */
-static void
-launcher_log_problem(LauncherEntry *entry, const char *dbname, int problem)
-{
-	if (entry->logged_problem == problem)
-		return;
-	entry->logged_problem = problem;
-	switch (problem)
-	{
-		case PROBLEM_MISSING:
-			ereport(LOG,
-					(errmsg("state_msg: database \"%s\" named in state_msg.databases does not exist",
-							dbname)));
-			break;
-		case PROBLEM_NO_CONNECTIONS:
-			ereport(LOG,
-					(errmsg("state_msg: database \"%s\" does not allow connections, not serving it",
-							dbname)));
-			break;
-		case PROBLEM_NO_WORKER_SLOT:
-			ereport(WARNING,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("state_msg: no background worker slot free for database \"%s\"",
-							dbname),
-					 errhint("Raise max_worker_processes.")));
-			break;
-	}
-}
-
-/*
- * Match the slots to state_msg.databases: take a slot for each newly named
- * database, end the workers of those no longer named and free their slots
- * once they have stopped.
- */
-static void
-launcher_reconcile(LauncherEntry *entries)
-{
-	List	   *names = NIL;
-	ListCell   *lc;
-
-	if (!parse_databases(sm_databases, &names))
-		names = NIL;			/* cannot happen: the check hook parsed it */
-
-	for (int i = 0; i < worker_shared->nslots; i++)
-	{
-		WorkerSlot *slot = &worker_shared->slots[i];
-		LauncherEntry *entry = &entries[i];
-		bool		named = false;
-
-		if (!slot->in_use)
-			continue;
-		foreach(lc, names)
-		{
-			if (strcmp(slot->dbname, (char *) lfirst(lc)) == 0)
-				named = true;
-		}
-		if (named)
-		{
-			entry->stopping = false;
-			continue;
-		}
-		if (entry->handle != NULL)
-		{
-			pid_t		pid;
-
-			if (GetBackgroundWorkerPid(entry->handle, &pid) != BGWH_STOPPED)
-			{
-				if (!entry->stopping)
-					TerminateBackgroundWorker(entry->handle);
-				entry->stopping = true;
-				continue;
-			}
-			pfree(entry->handle);
-		}
-		SpinLockAcquire(&worker_shared->mutex);
-		memset(slot, 0, sizeof(WorkerSlot));
-		SpinLockRelease(&worker_shared->mutex);
-		memset(entry, 0, sizeof(LauncherEntry));
-	}
-
-	foreach(lc, names)
-	{
-		char	   *name = (char *) lfirst(lc);
-		int			free_slot = -1;
-		bool		present = false;
-
-		for (int i = 0; i < worker_shared->nslots; i++)
-		{
-			WorkerSlot *slot = &worker_shared->slots[i];
-
-			if (slot->in_use && strcmp(slot->dbname, name) == 0)
-				present = true;
-			else if (!slot->in_use && slot->pid == 0 && free_slot < 0 &&
-					 entries[i].handle == NULL)
-				free_slot = i;
-		}
-		if (present)
-			continue;
-		if (free_slot < 0)
-		{
-			ereport(WARNING,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("state_msg: more databases named in state_msg.databases than max_worker_processes, \"%s\" is not served",
-							name)));
-			continue;
-		}
-		SpinLockAcquire(&worker_shared->mutex);
-		memset(&worker_shared->slots[free_slot], 0, sizeof(WorkerSlot));
-		worker_shared->slots[free_slot].in_use = true;
-		strlcpy(worker_shared->slots[free_slot].dbname, name, NAMEDATALEN);
-		SpinLockRelease(&worker_shared->mutex);
-		memset(&entries[free_slot], 0, sizeof(LauncherEntry));
-	}
-	list_free(names);
-}
-
-/*
- * Look the database up in pg_database (a shared catalog, readable without
- * a database): its oid and whether it allows connections.
- */
-static bool
-launcher_find_database(const char *dbname, Oid *dboid, bool *allowconn)
-{
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	bool		found = false;
-
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
-
-		if (strcmp(NameStr(db->datname), dbname) == 0)
-		{
-			*dboid = db->oid;
-			*allowconn = db->datallowconn;
-			found = true;
-			break;
-		}
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return found;
-}
-
-/* Start the worker for slot i, if its database is there to serve */
-static void
-launcher_start_worker(LauncherEntry *entries, int i, TimestampTz now)
-{
-	WorkerSlot *slot = &worker_shared->slots[i];
-	LauncherEntry *entry = &entries[i];
-	BackgroundWorker worker;
-	Oid			dboid = InvalidOid;
-	bool		allowconn = false;
-	bool		found;
-	bool		busy = false;
-	bool		registered;
-	MemoryContext oldcontext = CurrentMemoryContext;
-
-	entry->next_start = now + duration_usecs(sm_worker_naptime);
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	(void) GetTransactionSnapshot();
-	found = launcher_find_database(slot->dbname, &dboid, &allowconn);
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(oldcontext);
-
-	if (!found)
-	{
-		launcher_log_problem(entry, slot->dbname, PROBLEM_MISSING);
-		return;
-	}
-	if (!allowconn)
-	{
-		launcher_log_problem(entry, slot->dbname, PROBLEM_NO_CONNECTIONS);
-		return;
-	}
-	SpinLockAcquire(&worker_shared->mutex);
-	if (slot->dboid != dboid)
-	{
-		/* another database of that name: start afresh */
-		slot->dboid = dboid;
-		slot->logged = SERVE_UNKNOWN;
-		slot->last_check = 0;
-		slot->last_sample = 0;
-	}
-	slot->wake_pending = false;
-	SpinLockRelease(&worker_shared->mutex);
-
-	/* Dropped or renamed just now: look again soon */
-	busy = database_wanted_elsewhere(dboid);
-	if (busy)
-	{
-		entry->next_start = now + MIN_RESTART_USECS;
-		return;
-	}
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "state_msg");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "sm_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "state_msg worker for database %s",
-			 slot->dbname);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "state_msg worker");
-	worker.bgw_main_arg = Int32GetDatum(i);
-	strlcpy(worker.bgw_extra, slot->dbname, BGW_EXTRALEN);
-	worker.bgw_notify_pid = MyProcPid;
-
-	oldcontext = MemoryContextSwitchTo(TopMemoryContext);
-	registered = RegisterDynamicBackgroundWorker(&worker, &entry->handle);
-	MemoryContextSwitchTo(oldcontext);
-	if (!registered)
-	{
-		entry->handle = NULL;
-		launcher_log_problem(entry, slot->dbname, PROBLEM_NO_WORKER_SLOT);
-		return;
-	}
-	entry->logged_problem = 0;
-	entry->last_start = now;
-}
-
-/*
- * Workers left by a launcher that ended (its handles died with it): end
- * them and wait, up to a while, until they have left their slots, so that
- * no database is served twice.
- */
-static void
-launcher_end_orphans(void)
-{
-	TimestampTz give_up = GetCurrentTimestamp() + 30 * USECS_PER_SEC;
-
-	for (;;)
-	{
-		bool		left = false;
-
-		SpinLockAcquire(&worker_shared->mutex);
-		for (int i = 0; i < worker_shared->nslots; i++)
-		{
-			if (worker_shared->slots[i].pid != 0)
-			{
-				kill(worker_shared->slots[i].pid, SIGTERM);
-				left = true;
-			}
-		}
-		SpinLockRelease(&worker_shared->mutex);
-		if (!left || GetCurrentTimestamp() > give_up)
-			break;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 100, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-
-	SpinLockAcquire(&worker_shared->mutex);
-	for (int i = 0; i < worker_shared->nslots; i++)
-		memset(&worker_shared->slots[i], 0, sizeof(WorkerSlot));
-	SpinLockRelease(&worker_shared->mutex);
-}
-
-/* The launcher's main loop: keep one worker running per named database */
-void
-sm_launcher_main(Datum arg)
-{
-	LauncherEntry *entries;
-	MemoryContext loop_context;
-
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	/* No database: pg_database is shared */
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	pgstat_report_appname("state_msg launcher");
-
-	if (worker_shared == NULL)
-		elog(ERROR, "state_msg: shared memory not initialized");
-
-	launcher_end_orphans();
-	SpinLockAcquire(&worker_shared->mutex);
-	worker_shared->launcher_pid = MyProcPid;
-	worker_shared->launcher_latch = MyLatch;
-	SpinLockRelease(&worker_shared->mutex);
-
-	entries = MemoryContextAllocZero(TopMemoryContext,
-									 sizeof(LauncherEntry) * worker_shared->nslots);
-	loop_context = AllocSetContextCreate(TopMemoryContext,
-										 "state_msg launcher loop",
-										 ALLOCSET_DEFAULT_SIZES);
-
-	ereport(LOG, (errmsg("state_msg: launcher started")));
-
-	for (;;)
-	{
-		TimestampTz now;
-		TimestampTz next_event;
-
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-			/* look at every database again now, under the new settings */
-			for (int i = 0; i < worker_shared->nslots; i++)
-				entries[i].next_start = 0;
-		}
-
-		MemoryContextSwitchTo(loop_context);
-		launcher_reconcile(entries);
-
-		now = GetCurrentTimestamp();
-		next_event = now + duration_usecs(sm_worker_naptime);
-		for (int i = 0; i < worker_shared->nslots; i++)
-		{
-			WorkerSlot *slot = &worker_shared->slots[i];
-			LauncherEntry *entry = &entries[i];
-			bool		wake;
-
-			if (!slot->in_use || entry->stopping)
-				continue;
-			if (entry->handle != NULL)
-			{
-				pid_t		pid;
-
-				if (GetBackgroundWorkerPid(entry->handle, &pid) != BGWH_STOPPED)
-					continue;
-				/* stopped: start again after a nap (sooner if woken) */
-				pfree(entry->handle);
-				entry->handle = NULL;
-				entry->next_start = now + duration_usecs(sm_worker_naptime);
-			}
-			SpinLockAcquire(&worker_shared->mutex);
-			wake = slot->wake_pending;
-			SpinLockRelease(&worker_shared->mutex);
-			if (now >= entry->next_start ||
-				(wake && now >= entry->last_start + MIN_RESTART_USECS))
-				launcher_start_worker(entries, i, now);
-			if (entry->handle == NULL)
-			{
-				TimestampTz when = entry->next_start;
-
-				if (wake)
-					when = Min(when, entry->last_start + MIN_RESTART_USECS);
-				next_event = Min(next_event, when);
-			}
-		}
-		MemoryContextSwitchTo(TopMemoryContext);
-		MemoryContextReset(loop_context);
-
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 ms_until(now, next_event, 60 * 1000),
-						 PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-	}
-}
-
-/* ------------------------------------------------------------------------
  * The worker
  * ------------------------------------------------------------------------
  */
@@ -788,36 +371,36 @@ sm_launcher_main(Datum arg)
 static void
 worker_leave_slot(int code, Datum arg)
 {
-	WorkerSlot *slot = &worker_shared->slots[DatumGetInt32(arg)];
+	WorkerSlot *slot = &sm_worker_shared->slots[DatumGetInt32(arg)];
 
-	SpinLockAcquire(&worker_shared->mutex);
+	SpinLockAcquire(&sm_worker_shared->mutex);
 	if (slot->pid == MyProcPid)
 	{
 		slot->pid = 0;
 		slot->latch = NULL;
 		slot->in_xact = false;
 	}
-	SpinLockRelease(&worker_shared->mutex);
+	SpinLockRelease(&sm_worker_shared->mutex);
 }
 
 /* Mark the worker in or out of a transaction, for the drop hook */
 static void
 worker_set_in_xact(bool in_xact)
 {
-	SpinLockAcquire(&worker_shared->mutex);
-	worker_shared->slots[my_slot].in_xact = in_xact;
-	SpinLockRelease(&worker_shared->mutex);
+	SpinLockAcquire(&sm_worker_shared->mutex);
+	sm_worker_shared->slots[my_slot].in_xact = in_xact;
+	SpinLockRelease(&sm_worker_shared->mutex);
 }
 
 /* Leave quietly if a command wants the database to itself */
 static void
 worker_leave_if_wanted(void)
 {
-	if (database_wanted_elsewhere(MyDatabaseId))
+	if (sm_database_wanted_elsewhere(MyDatabaseId))
 	{
 		ereport(DEBUG1,
 				(errmsg("state_msg: worker leaves database \"%s\": another session wants it alone",
-						worker_shared->slots[my_slot].dbname)));
+						sm_worker_shared->slots[my_slot].dbname)));
 		proc_exit(0);
 	}
 }
@@ -870,14 +453,14 @@ read_extension_state(ExtensionState *ext)
 static void
 log_serve_state(const ExtensionState *ext)
 {
-	WorkerSlot *slot = &worker_shared->slots[my_slot];
+	WorkerSlot *slot = &sm_worker_shared->slots[my_slot];
 	const char *dbname = slot->dbname;
 
 	if (slot->logged == ext->state)
 		return;
-	SpinLockAcquire(&worker_shared->mutex);
+	SpinLockAcquire(&sm_worker_shared->mutex);
 	slot->logged = ext->state;
-	SpinLockRelease(&worker_shared->mutex);
+	SpinLockRelease(&sm_worker_shared->mutex);
 
 	switch (ext->state)
 	{
@@ -1036,15 +619,15 @@ sm_worker_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	if (worker_shared == NULL || my_slot < 0 || my_slot >= worker_shared->nslots)
+	if (sm_worker_shared == NULL || my_slot < 0 || my_slot >= sm_worker_shared->nslots)
 		elog(ERROR, "state_msg: worker started without its shared state");
-	slot = &worker_shared->slots[my_slot];
+	slot = &sm_worker_shared->slots[my_slot];
 
 	BackgroundWorkerInitializeConnection(dbname, NULL, 0);
 	pgstat_report_appname("state_msg worker");
 
 	/* Take the slot, unless the launcher gave it to another database since */
-	SpinLockAcquire(&worker_shared->mutex);
+	SpinLockAcquire(&sm_worker_shared->mutex);
 	ok = slot->in_use && strcmp(slot->dbname, dbname) == 0 && slot->pid == 0;
 	if (ok)
 	{
@@ -1054,7 +637,7 @@ sm_worker_main(Datum arg)
 		slot->in_xact = false;
 		slot->wake_pending = false;
 	}
-	SpinLockRelease(&worker_shared->mutex);
+	SpinLockRelease(&sm_worker_shared->mutex);
 	if (!ok)
 		proc_exit(0);
 	on_shmem_exit(worker_leave_slot, Int32GetDatum(my_slot));
@@ -1068,7 +651,7 @@ sm_worker_main(Datum arg)
 	{
 		TimestampTz now;
 		TimestampTz next_event;
-		int64		naptime = duration_usecs(sm_worker_naptime);
+		int64		naptime = sm_worker_duration_usecs(sm_worker_naptime);
 		bool		failed = false;
 		int			rc;
 
@@ -1077,7 +660,7 @@ sm_worker_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			naptime = duration_usecs(sm_worker_naptime);
+			naptime = sm_worker_duration_usecs(sm_worker_naptime);
 			/* a round now, under the new settings */
 			next_drain = Min(next_drain, paused_until);
 		}
@@ -1110,7 +693,7 @@ sm_worker_main(Datum arg)
 			/* the check cycle, when due; again an interval later, also after an error */
 			if (serving && !failed && sm_resync_check_interval > 0 &&
 				(slot->last_check == 0 ||
-				 now >= slot->last_check + duration_usecs(sm_resync_check_interval)))
+				 now >= slot->last_check + sm_worker_duration_usecs(sm_resync_check_interval)))
 			{
 				int64		r = worker_try_task(TASK_CHECK, loop_context);
 
@@ -1154,14 +737,14 @@ sm_worker_main(Datum arg)
 		next_event = Max(next_drain, paused_until);
 		if (serving && sm_resync_check_interval > 0 && slot->last_check != 0)
 			next_event = Min(next_event,
-							 Max(slot->last_check + duration_usecs(sm_resync_check_interval),
+							 Max(slot->last_check + sm_worker_duration_usecs(sm_resync_check_interval),
 								 paused_until));
 		if (serving && slot->last_sample != 0)
 			next_event = Min(next_event,
 							 Max(slot->last_sample + SAMPLE_INTERVAL_USECS, paused_until));
 		now = GetCurrentTimestamp();
 		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					   ms_until(now, next_event, LOCK_LOOK_MS),
+					   sm_ms_until(now, next_event, LOCK_LOOK_MS),
 					   PG_WAIT_EXTENSION);
 		if (rc & WL_LATCH_SET)
 		{
