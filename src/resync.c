@@ -211,16 +211,19 @@ check_as_of(bool isnull, TimestampTz as_of)
  * gets one (reason missing); an outstanding request issued at least
  * min_resync_period before as_of is issued again (reason reissue).
  *
- * First the candidates are locked in client_id order (at most
- * max_resync_requests_per_cycle of them, the longest overdue first); then
- * the conditions are checked again with a fresh snapshot, and the requests
- * issued.  Clients that became due in between wait for the next cycle.
+ * Under backlog_aware_resync, the clients whose answer waits in the queue
+ * are held back first.  Then the candidates are locked in client_id order
+ * (at most max_resync_requests_per_cycle of them, the longest overdue
+ * first); then the conditions are checked again with a fresh snapshot, and
+ * the requests issued.  Clients that became due in between wait for the
+ * next cycle.  What was held back, per queue, goes to resync_held_back.
  *
  * Each run logs one line, as ConfigMgr's StateSys.log does: the requests
- * issued and reissued, and the clients skipped, that is, those with an
+ * issued and reissued, the clients skipped, that is, those with an
  * outstanding request or a missing range that got no request this run
- * (their request or range is not old enough yet), counted by one more
- * statement just after the issue.
+ * (their request or range is not old enough yet, or the pacing left them
+ * for later), counted by one more statement just after the issue, and the
+ * clients held back.
  */
 PG_FUNCTION_INFO_V1(state_msg_run_resync_check);
 Datum
