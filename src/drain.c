@@ -91,6 +91,11 @@ static const char *throttle_update_sql =
 static SPIPlanPtr claim_plan;
 static SPIPlanPtr claim_rest_plan;
 static SPIPlanPtr delete_plan[SM_QUEUE_GENERATIONS];
+
+/* Delete claimed rows of a partition; $1 their ctids */
+static const char *delete_sql =
+"DELETE FROM state_msg.queue_%d"
+" WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)";
 static SPIPlanPtr throttle_plan;
 static SPIPlanPtr throttle_update_plan;
 
@@ -199,24 +204,13 @@ delete_claimed(int generation, Datum *ctids, int n)
 
 	if (n == 0)
 		return;
-	if (delete_plan[generation] == NULL)
-	{
-		char		sql[128];
-		SPIPlanPtr	p;
-
-		snprintf(sql, sizeof(sql),
-				 "DELETE FROM state_msg.queue_%d"
-				 " WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)", generation);
-		p = SPI_prepare(sql, 1, types);
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\"", sql);
-		SPI_keepplan(p);
-		delete_plan[generation] = p;
-	}
 	args[0] = PointerGetDatum(construct_array(ctids, n, TIDOID,
 											  sizeof(ItemPointerData), false,
 											  TYPALIGN_SHORT));
-	if (SPI_execute_plan(delete_plan[generation], args, NULL, false, 0) !=
+	if (SPI_execute_plan(sm_queue_partition_plan(delete_plan, generation,
+												 delete_sql,
+												 1, types),
+						 args, NULL, false, 0) !=
 		SPI_OK_DELETE)
 		elog(ERROR, "SPI_execute_plan failed for a queue partition's delete");
 	if (SPI_processed != (uint64) n)

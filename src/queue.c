@@ -164,6 +164,46 @@ static SPIPlanPtr any_row_plan[SM_QUEUE_GENERATIONS];
 static SPIPlanPtr answer_rows_plan[SM_QUEUE_GENERATIONS];
 static SPIPlanPtr move_plan[SM_QUEUE_GENERATIONS];
 
+/* A resync answer's rows of one upload in a partition; $1 shards, $2 upload, $3 clients */
+static const char *answer_rows_sql =
+"SELECT q.ctid, q.queue::pg_catalog.text, q.topic_type"
+" FROM state_msg.queue_%d q"
+" WHERE q.queue OPERATOR(pg_catalog.=) ANY ('{high,low,fsp}'::state_msg.queue_name[])"
+" AND q.shard OPERATOR(pg_catalog.=) ANY ($1)"
+" AND q.upload_id OPERATOR(pg_catalog.=) $2"
+" AND q.client_id OPERATOR(pg_catalog.=) ANY ($3)";
+
+/* Move rows of a partition to the high queue; $1 their ctids */
+static const char *move_sql =
+"UPDATE state_msg.queue_%d SET queue = 'high'"
+" WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)";
+
+/* Does a partition hold a live row? */
+static const char *any_row_sql = "SELECT FROM state_msg.queue_%d LIMIT 1";
+
+/*
+ * A statement on one partition, queue_<generation> (sql_format's one %d),
+ * prepared at its first use in the backend and kept in plans[generation]:
+ * the partitions are written and read directly, not through the parent.
+ */
+SPIPlanPtr
+sm_queue_partition_plan(SPIPlanPtr *plans, int generation,
+						const char *sql_format, int nargs, Oid *argtypes)
+{
+	if (plans[generation] == NULL)
+	{
+		char	   *sql = psprintf(sql_format, generation);
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\"", sql);
+		SPI_keepplan(p);
+		plans[generation] = p;
+		pfree(sql);
+	}
+	return plans[generation];
+}
+
 /* The upload's id (one per enqueuing statement) and the generation to write */
 static const char *start_upload_sql =
 "SELECT pg_catalog.nextval('state_msg.queue_upload_seq'::pg_catalog.regclass),"
@@ -614,26 +654,10 @@ writer_answers(QueueWriter *w, char **clients, int nclients)
 	args[1] = Int64GetDatum(w->upload_id);
 	args[2] = PointerGetDatum(construct_array(ids, nclients, TEXTOID, -1,
 											  false, TYPALIGN_INT));
-	if (answer_rows_plan[w->generation] == NULL)
-	{
-		char		sql[512];
-		SPIPlanPtr	p;
-
-		snprintf(sql, sizeof(sql),
-				 "SELECT q.ctid, q.queue::pg_catalog.text, q.topic_type"
-				 " FROM state_msg.queue_%d q"
-				 " WHERE q.queue OPERATOR(pg_catalog.=) ANY ('{high,low,fsp}'::state_msg.queue_name[])"
-				 " AND q.shard OPERATOR(pg_catalog.=) ANY ($1)"
-				 " AND q.upload_id OPERATOR(pg_catalog.=) $2"
-				 " AND q.client_id OPERATOR(pg_catalog.=) ANY ($3)", w->generation);
-		p = SPI_prepare(sql, 3, find_types);
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\"", sql);
-		SPI_keepplan(p);
-		answer_rows_plan[w->generation] = p;
-	}
-	if (SPI_execute_plan(answer_rows_plan[w->generation], args, NULL, false,
-						 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(sm_queue_partition_plan(answer_rows_plan, w->generation,
+												 answer_rows_sql,
+												 3, find_types),
+						 args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_plan failed for a resync answer's rows");
 	rows = SPI_tuptable;
 	nrows = SPI_processed;
@@ -665,25 +689,14 @@ writer_answers(QueueWriter *w, char **clients, int nclients)
 	}
 	if (nmoved > 0)
 	{
-		if (move_plan[w->generation] == NULL)
-		{
-			char		sql[256];
-			SPIPlanPtr	p;
-
-			snprintf(sql, sizeof(sql),
-					 "UPDATE state_msg.queue_%d SET queue = 'high'"
-					 " WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)", w->generation);
-			p = SPI_prepare(sql, 1, move_types);
-			if (p == NULL)
-				elog(ERROR, "SPI_prepare failed for \"%s\"", sql);
-			SPI_keepplan(p);
-			move_plan[w->generation] = p;
-		}
 		args[0] = PointerGetDatum(construct_array(moved, nmoved, TIDOID,
 												  sizeof(ItemPointerData),
 												  false, TYPALIGN_SHORT));
-		if (SPI_execute_plan(move_plan[w->generation], args, NULL, false, 0) !=
-			SPI_OK_UPDATE || SPI_processed != (uint64) nmoved)
+		if (SPI_execute_plan(sm_queue_partition_plan(move_plan, w->generation,
+													 move_sql,
+													 1, move_types),
+							 args, NULL, false, 0) != SPI_OK_UPDATE ||
+			SPI_processed != (uint64) nmoved)
 			elog(ERROR, "state_msg: a resync answer's rows were not all moved");
 	}
 	SPI_freetuptable(rows);
@@ -743,20 +756,10 @@ partition_oid(int generation)
 static bool
 partition_has_rows(int generation)
 {
-	if (any_row_plan[generation] == NULL)
-	{
-		char		sql[128];
-		SPIPlanPtr	p;
-
-		snprintf(sql, sizeof(sql),
-				 "SELECT FROM state_msg.queue_%d LIMIT 1", generation);
-		p = SPI_prepare(sql, 0, NULL);
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\"", sql);
-		SPI_keepplan(p);
-		any_row_plan[generation] = p;
-	}
-	if (SPI_execute_plan(any_row_plan[generation], NULL, NULL, false, 1) !=
+	if (SPI_execute_plan(sm_queue_partition_plan(any_row_plan, generation,
+												 any_row_sql,
+												 0, NULL),
+						 NULL, NULL, false, 1) !=
 		SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_plan failed for a queue partition");
 	return SPI_processed > 0;

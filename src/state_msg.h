@@ -366,6 +366,9 @@ extern void sm_queue_flow_waiting(QueueFlow *flow, SmQueue queue,
 extern void sm_queue_flow_write(QueueFlow *flow, TimestampTz now);
 extern void sm_queue_maybe_compact(bool force);
 extern void sm_queue_rotate(void);
+extern SPIPlanPtr sm_queue_partition_plan(SPIPlanPtr *plans, int generation,
+										  const char *sql_format, int nargs,
+										  Oid *argtypes);
 
 /* inbox.c: the inbox's columns and its processing trigger */
 extern void sm_inbox_map_columns(TupleDesc desc, const char *relname,
