@@ -6,7 +6,7 @@ OBJS = src/state_msg.o src/message.o src/serials.o src/resync_events.o \
 	src/store.o src/inbox.o src/inbox_am.o src/guard.o src/resync.o \
 	src/delivery.o src/report.o src/report_convert.o src/report_parse.o \
 	src/summaries.o src/stats.o src/worker.o src/launcher.o \
-	src/queue.o src/drain.o
+	src/queue.o src/enqueue.o src/drain.o
 DATA = $(wildcard sql/state_msg--*.sql)
 
 # XML reports are parsed with libxml2, as PostgreSQL's own xml type does

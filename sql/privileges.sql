@@ -16,7 +16,7 @@ CREATE ROLE sm_nobody;
 SELECT c.relname, EXISTS (SELECT FROM aclexplode(c.relacl) a WHERE a.grantee = 0)
 		AS public_has_rights
 FROM pg_class c
-WHERE c.relnamespace = 'state_msg'::regnamespace AND c.relkind IN ('r', 'v', 'S')
+WHERE c.relnamespace = 'state_msg'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'S')
 ORDER BY 1;
 SELECT p.proname FROM pg_proc p
 WHERE p.pronamespace = 'state_msg'::regnamespace

@@ -1979,32 +1979,23 @@ COMMENT ON TYPE state_msg.queue_name IS
 -- One value per enqueuing statement (or ingest() call)
 CREATE SEQUENCE state_msg.queue_upload_seq;
 COMMENT ON SEQUENCE state_msg.queue_upload_seq IS
-	'Upload ids of state_msg.queue: one per enqueuing statement';
+	'Upload ids of state_msg.queue_chunks: one per enqueuing statement';
 
 /*
- * The queue: validated messages waiting for processing, partitioned by
- * generation (PgQ's rotating tables): enqueuing writes the current
- * generation of queue_rotation, drainers delete what they process, and a
- * partition that holds no live row and is not current is emptied with
- * TRUNCATE, so vacuum never needs to visit the partitions.
+ * A waiting message: the inbox's columns as validated (client id
+ * normalized, defaults applied)
  */
-CREATE TABLE state_msg.queue (
-	generation smallint NOT NULL,
-	queue state_msg.queue_name NOT NULL,
-	shard smallint NOT NULL,
-	upload_id bigint NOT NULL,
-	row_number bigint NOT NULL,
-	enqueued_at timestamptz NOT NULL,
-	client_id text NOT NULL,
+CREATE TYPE state_msg.queued_message AS (
+	client_id text,
 	serial_number bigint,
-	topic_type integer NOT NULL,
-	topic_id text NOT NULL,
-	topic_id_type integer NOT NULL,
-	state_id integer NOT NULL,
-	criticality integer NOT NULL,
-	message_time timestamptz NOT NULL,
+	topic_type integer,
+	topic_id text,
+	topic_id_type integer,
+	state_id integer,
+	criticality integer,
+	message_time timestamptz,
 	user_params text[],
-	source text NOT NULL,
+	source text,
 	user_name text,
 	user_sid text,
 	state_details_type integer,
@@ -2012,23 +2003,102 @@ CREATE TABLE state_msg.queue (
 	priority integer,
 	netbios_name text,
 	client_version text
-) PARTITION BY LIST (generation);
-CREATE TABLE state_msg.queue_0 PARTITION OF state_msg.queue FOR VALUES IN (0)
-	WITH (autovacuum_enabled = off, toast.autovacuum_enabled = off);
-CREATE TABLE state_msg.queue_1 PARTITION OF state_msg.queue FOR VALUES IN (1)
-	WITH (autovacuum_enabled = off, toast.autovacuum_enabled = off);
-CREATE TABLE state_msg.queue_2 PARTITION OF state_msg.queue FOR VALUES IN (2)
-	WITH (autovacuum_enabled = off, toast.autovacuum_enabled = off);
-CREATE INDEX queue_order ON state_msg.queue (queue, shard, upload_id, row_number);
+);
+COMMENT ON TYPE state_msg.queued_message IS
+	'A message waiting in the queue: the inbox''s columns as validated (client id normalized, defaults applied)';
 
-COMMENT ON TABLE state_msg.queue IS
-	'Queued processing: validated messages waiting to be processed, partitioned by generation (queue_0 to queue_2), emptied by TRUNCATE once drained';
-COMMENT ON TABLE state_msg.queue_0 IS 'Partition of state_msg.queue for generation 0';
-COMMENT ON TABLE state_msg.queue_1 IS 'Partition of state_msg.queue for generation 1';
-COMMENT ON TABLE state_msg.queue_2 IS 'Partition of state_msg.queue for generation 2';
-COMMENT ON INDEX state_msg.queue_order IS
-	'Drainers read a shard''s messages of a queue in the order they were enqueued';
-COMMENT ON COLUMN state_msg.queue.generation IS 'The partition: queue_rotation''s generation when enqueued';
+/*
+ * The queue's storage: chunks of validated messages waiting for processing,
+ * each the messages of one enqueuing statement in one queue and one shard
+ * that were written together, in arrival order (up to about 7 kB, so a
+ * chunk stays in line: toast_tuple_target), so that enqueuing writes one
+ * heap tuple and one index entry per chunk, not per message.  Partitioned
+ * by generation (PgQ's rotating tables): enqueuing writes the current
+ * generation of queue_rotation, drainers delete the chunks they process
+ * (or rewrite the rest of one they took in part), and a partition that
+ * holds no live chunk and is not current is emptied with TRUNCATE, so
+ * vacuum never needs to visit the partitions.
+ */
+CREATE TABLE state_msg.queue_chunks (
+	generation smallint NOT NULL,
+	queue state_msg.queue_name NOT NULL,
+	shard smallint NOT NULL,
+	upload_id bigint NOT NULL,
+	first_row bigint NOT NULL,
+	enqueued_at timestamptz NOT NULL,
+	row_numbers bigint[] NOT NULL,
+	messages state_msg.queued_message[] NOT NULL
+) PARTITION BY LIST (generation);
+CREATE TABLE state_msg.queue_0 PARTITION OF state_msg.queue_chunks FOR VALUES IN (0)
+	WITH (autovacuum_enabled = off, toast.autovacuum_enabled = off,
+		  toast_tuple_target = 8160);
+CREATE TABLE state_msg.queue_1 PARTITION OF state_msg.queue_chunks FOR VALUES IN (1)
+	WITH (autovacuum_enabled = off, toast.autovacuum_enabled = off,
+		  toast_tuple_target = 8160);
+CREATE TABLE state_msg.queue_2 PARTITION OF state_msg.queue_chunks FOR VALUES IN (2)
+	WITH (autovacuum_enabled = off, toast.autovacuum_enabled = off,
+		  toast_tuple_target = 8160);
+CREATE INDEX queue_chunks_order ON state_msg.queue_chunks (queue, shard, upload_id, first_row);
+
+COMMENT ON TABLE state_msg.queue_chunks IS
+	'Queued processing: chunks of validated messages waiting to be processed (one statement''s messages of one queue and shard, in arrival order), partitioned by generation (queue_0 to queue_2), emptied by TRUNCATE once drained';
+COMMENT ON TABLE state_msg.queue_0 IS 'Partition of state_msg.queue_chunks for generation 0';
+COMMENT ON TABLE state_msg.queue_1 IS 'Partition of state_msg.queue_chunks for generation 1';
+COMMENT ON TABLE state_msg.queue_2 IS 'Partition of state_msg.queue_chunks for generation 2';
+COMMENT ON INDEX state_msg.queue_chunks_order IS
+	'Drainers read a shard''s chunks of a queue in the order their messages were enqueued';
+COMMENT ON COLUMN state_msg.queue_chunks.generation IS 'The partition: queue_rotation''s generation when written';
+COMMENT ON COLUMN state_msg.queue_chunks.queue IS 'The queue the messages wait in';
+COMMENT ON COLUMN state_msg.queue_chunks.shard IS
+	'Hash of the normalized client id modulo 64: drainers lock a shard, so no two work on one client';
+COMMENT ON COLUMN state_msg.queue_chunks.upload_id IS
+	'The enqueuing statement (or ingest() call), from queue_upload_seq';
+COMMENT ON COLUMN state_msg.queue_chunks.first_row IS
+	'Position of the chunk''s first message in its statement: the chunks of a statement, queue and shard are drained in this order';
+COMMENT ON COLUMN state_msg.queue_chunks.enqueued_at IS 'Engine clock when the messages were enqueued';
+COMMENT ON COLUMN state_msg.queue_chunks.row_numbers IS
+	'Position of each message in its statement, ascending';
+COMMENT ON COLUMN state_msg.queue_chunks.messages IS
+	'The messages, in the order of row_numbers';
+
+-- The partitions' columns say what the parent's say
+DO $$
+DECLARE
+	c record;
+BEGIN
+	FOR c IN
+		SELECT p.relname, a.attname,
+			   pg_catalog.col_description(a.attrelid, a.attnum) AS description
+		FROM pg_catalog.pg_attribute a
+		CROSS JOIN (VALUES ('queue_0'), ('queue_1'), ('queue_2')) p(relname)
+		WHERE a.attrelid OPERATOR(pg_catalog.=) 'state_msg.queue_chunks'::pg_catalog.regclass
+		  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+	LOOP
+		EXECUTE pg_catalog.format('COMMENT ON COLUMN state_msg.%I.%I IS %L',
+								  c.relname, c.attname, c.description);
+	END LOOP;
+END;
+$$;
+
+-- The messages waiting, one row each
+CREATE VIEW state_msg.queue AS
+SELECT c.generation, c.queue, c.shard, c.upload_id, m.row_number,
+	   c.enqueued_at, m.client_id, m.serial_number, m.topic_type, m.topic_id,
+	   m.topic_id_type, m.state_id, m.criticality, m.message_time,
+	   m.user_params, m.source, m.user_name, m.user_sid,
+	   m.state_details_type, m.state_details, m.priority, m.netbios_name,
+	   m.client_version
+FROM state_msg.queue_chunks c,
+	 LATERAL ROWS FROM (pg_catalog.unnest(c.row_numbers),
+						pg_catalog.unnest(c.messages))
+	 AS m(row_number, client_id, serial_number, topic_type, topic_id,
+		  topic_id_type, state_id, criticality, message_time, user_params,
+		  source, user_name, user_sid, state_details_type, state_details,
+		  priority, netbios_name, client_version);
+
+COMMENT ON VIEW state_msg.queue IS
+	'Queued processing: the messages waiting to be processed, one row each (the chunks of queue_chunks unfolded)';
+COMMENT ON COLUMN state_msg.queue.generation IS 'The partition of queue_chunks holding it';
 COMMENT ON COLUMN state_msg.queue.queue IS 'The queue the message waits in';
 COMMENT ON COLUMN state_msg.queue.shard IS
 	'Hash of the normalized client id modulo 64: drainers lock a shard, so no two work on one client';
@@ -2053,25 +2123,6 @@ COMMENT ON COLUMN state_msg.queue.state_details IS 'As the inbox column';
 COMMENT ON COLUMN state_msg.queue.priority IS 'As the inbox column';
 COMMENT ON COLUMN state_msg.queue.netbios_name IS 'As the inbox column';
 COMMENT ON COLUMN state_msg.queue.client_version IS 'As the inbox column';
-
--- The partitions' columns say what the queue's say
-DO $$
-DECLARE
-	c record;
-BEGIN
-	FOR c IN
-		SELECT p.relname, a.attname,
-			   pg_catalog.col_description(a.attrelid, a.attnum) AS description
-		FROM pg_catalog.pg_attribute a
-		CROSS JOIN (VALUES ('queue_0'), ('queue_1'), ('queue_2')) p(relname)
-		WHERE a.attrelid OPERATOR(pg_catalog.=) 'state_msg.queue'::pg_catalog.regclass
-		  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
-	LOOP
-		EXECUTE pg_catalog.format('COMMENT ON COLUMN state_msg.%I.%I IS %L',
-								  c.relname, c.attname, c.description);
-	END LOOP;
-END;
-$$;
 
 -- The generation enqueuing writes, and since when
 CREATE TABLE state_msg.queue_rotation (
@@ -2482,12 +2533,12 @@ REVOKE ALL ON PROCEDURE state_msg.process_queue(bigint) FROM PUBLIC;
 COMMENT ON PROCEDURE state_msg.process_queue(bigint) IS
 	'Drain the queues by hand (without the background worker): process_queue_batch() in a loop, committing after each batch, until max_messages were processed (all when NULL) or none can be taken; call it outside a transaction block';
 
-REVOKE ALL ON state_msg.queue, state_msg.queue_0, state_msg.queue_1,
+REVOKE ALL ON state_msg.queue, state_msg.queue_chunks, state_msg.queue_0, state_msg.queue_1,
 	state_msg.queue_2, state_msg.queue_rotation, state_msg.queue_throttle,
 	state_msg.queue_counts, state_msg.queue_flow, state_msg.topic_types,
 	state_msg.backlog, state_msg.backlog_sources, state_msg.backlog_history,
 	state_msg.queue_upload_seq, state_msg.resync_held_back FROM PUBLIC;
-GRANT SELECT ON state_msg.queue, state_msg.queue_rotation,
+GRANT SELECT ON state_msg.queue, state_msg.queue_chunks, state_msg.queue_rotation,
 	state_msg.queue_throttle, state_msg.queue_counts, state_msg.queue_flow,
 	state_msg.topic_types, state_msg.backlog, state_msg.backlog_sources,
 	state_msg.backlog_history, state_msg.resync_held_back TO state_msg_reader;

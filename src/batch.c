@@ -359,19 +359,19 @@ put_message(MessageBatch *batch, const StateMessage *msg)
 	{
 		/*
 		 * Enqueued at once, in arrival order (the work row's columns after
-		 * row_number are the inbox's); the client's messages before its
-		 * 700/2 move to the high queue at the end (sm_queue_writer_end())
+		 * row_number are the inbox's); the writer places a client's messages
+		 * in the high queue once answer_clients holds it
 		 */
 		StaticAssertStmt(WORK_CLIENT_ID == INBOX_CLIENT_ID + 1 &&
 						 WORK_CLIENT_VERSION == INBOX_CLIENT_VERSION + 1,
 						 "work rows hold the inbox columns in inbox order");
 		if (batch->writer == NULL)
-			batch->writer = sm_queue_writer_begin(batch->context);
+			batch->writer = sm_queue_writer_begin(batch->context,
+												  batch->answer_clients);
 		sm_queue_writer_put(batch->writer, msg->row_number,
 							slot->tts_values + WORK_CLIENT_ID,
 							slot->tts_isnull + WORK_CLIENT_ID,
-							msg->client_id,
-							is_answer_client(batch, msg->client_id));
+							msg->client_id);
 		return;
 	}
 	tuplesort_puttupleslot(batch->sort, slot);
@@ -744,20 +744,9 @@ chunk_bytes(MessageBatch *batch)
 static void
 enqueue_finish(MessageBatch *batch)
 {
-	HASH_SEQ_STATUS seq;
-	char	   *client;
-	char	  **answers;
-	int			nanswers = 0;
-
 	if (batch->writer == NULL)
 		return;					/* no good message */
-	answers = palloc(Max(hash_get_num_entries(batch->answer_clients), 1) *
-					 sizeof(char *));
-	hash_seq_init(&seq, batch->answer_clients);
-	while ((client = hash_seq_search(&seq)) != NULL)
-		answers[nanswers++] = client;
-	batch->counts[VERDICT_QUEUED] = sm_queue_writer_end(batch->writer, answers,
-														nanswers);
+	batch->counts[VERDICT_QUEUED] = sm_queue_writer_end(batch->writer);
 	batch->writer = NULL;
 }
 

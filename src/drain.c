@@ -10,12 +10,14 @@
  * every batch.  It works on a shard only under a transaction-level
  * advisory lock on it, tried, never waited for (one lock per shard,
  * whatever the queue, so no two drainers ever work on one client at once,
- * and none waits for another).  From a shard it takes the oldest messages,
- * in (upload_id, row_number) order: the order they were enqueued in, per
- * client; in the high queue it never cuts an upload, so a resync answer is
- * processed in one batch.  The messages, in that order, go to one batch of
- * the processing path (batch.c), and their queue rows are deleted in the
- * same transaction: a message is processed exactly once, whatever crashes.
+ * and none waits for another).  From a shard it takes the oldest chunks
+ * (enqueue.c), in (upload_id, first_row) order: the order their messages
+ * were enqueued in, per client; a chunk the limit cuts is rewritten with
+ * its rest; in the high queue it never cuts a chunk nor an upload, so a
+ * resync answer is processed in one batch.  The messages, in that order,
+ * go to one batch of the processing path (batch.c), and their chunks are
+ * deleted (or rewritten) in the same transaction: a message is processed
+ * exactly once, whatever crashes.
  *
  * The fsp queue releases at most state_msg.fsp_throttle_messages per
  * state_msg.fsp_throttle_interval: state_msg.queue_throttle holds the start
@@ -40,46 +42,47 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/typcache.h"
 
 #include "state_msg.h"
 
 /* Shard locks: advisory locks (SM_LOCK_SHARD_CLASS, shard) of the database */
 #define SM_LOCK_SHARD_CLASS 0x736d7371	/* "smsq" */
-#define SM_QUEUE_SHARDS 64
-#define SM_QUEUE_GENERATIONS 3
 
-/* Columns the claim reads: the row's place, then the inbox's columns */
+/* Chunks a claim reads at a time */
+#define SM_CLAIM_CHUNKS 16
+
+/* Chunks a batch moves out of partitions mostly dead, at most */
+#define SM_MOVE_CHUNKS 256
+
+/* Columns the claim reads */
 enum
 {
 	CLAIM_GENERATION,
 	CLAIM_CTID,
 	CLAIM_UPLOAD_ID,
-	CLAIM_ROW_NUMBER,
 	CLAIM_ENQUEUED_AT,
-	CLAIM_MESSAGE
+	CLAIM_ROW_NUMBERS,
+	CLAIM_MESSAGES
 };
 
 #define CLAIM_COLUMNS \
-"generation, ctid, upload_id, row_number, enqueued_at, client_id," \
-" serial_number, topic_type, topic_id, topic_id_type, state_id, criticality," \
-" message_time, user_params, source, user_name, user_sid, state_details_type," \
-" state_details, priority, netbios_name, client_version"
+"generation, ctid, upload_id, enqueued_at, row_numbers, messages"
 
-/* A shard's oldest messages in a queue, in the order they were enqueued */
+/* A shard's oldest chunks in a queue, in the order they were enqueued */
 static const char *claim_sql =
-"SELECT " CLAIM_COLUMNS " FROM state_msg.queue"
+"SELECT " CLAIM_COLUMNS " FROM state_msg.queue_chunks"
 " WHERE queue OPERATOR(pg_catalog.=) $1::pg_catalog.text::state_msg.queue_name"
 " AND shard OPERATOR(pg_catalog.=) $2"
-" ORDER BY upload_id, row_number LIMIT $3";
+" ORDER BY upload_id, first_row LIMIT $3";
 
 /* The rest of an upload in a shard (the high queue never cuts one) */
 static const char *claim_rest_sql =
-"SELECT " CLAIM_COLUMNS " FROM state_msg.queue"
+"SELECT " CLAIM_COLUMNS " FROM state_msg.queue_chunks"
 " WHERE queue OPERATOR(pg_catalog.=) $1::pg_catalog.text::state_msg.queue_name"
 " AND shard OPERATOR(pg_catalog.=) $2"
 " AND upload_id OPERATOR(pg_catalog.=) $3"
-" AND row_number OPERATOR(pg_catalog.>) $4"
-" ORDER BY upload_id, row_number";
+" ORDER BY upload_id, first_row";
 
 static const char *throttle_sql =
 "SELECT window_start, released FROM state_msg.queue_throttle"
@@ -132,66 +135,46 @@ unlock_shard(int shard)
 	LockRelease(&tag, ExclusiveLock, false);
 }
 
-/* A text column of a claimed row as a C string, NULL for none */
+/* A text column of a queued message as a C string, NULL for none */
 static char *
-claimed_text(HeapTuple tuple, TupleDesc desc, int col)
+message_text(Datum *values, bool *isnull, int col)
 {
-	bool		isnull;
-	Datum		d = SPI_getbinval(tuple, desc, col + 1, &isnull);
-
-	return isnull ? NULL : TextDatumGetCString(d);
-}
-
-/* An int4 column of a claimed row; *has is false for NULL */
-static int32
-claimed_int4(HeapTuple tuple, TupleDesc desc, int col, bool *has)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tuple, desc, col + 1, &isnull);
-
-	if (has != NULL)
-		*has = !isnull;
-	return isnull ? 0 : DatumGetInt32(d);
+	return isnull[col] ? NULL : TextDatumGetCString(values[col]);
 }
 
 /*
- * A claimed row as the validated message it was when enqueued (it is not
- * validated again: the settings it was checked against may have changed,
- * and it was accepted)
+ * A queued message (its inbox columns) as the validated message it was
+ * when enqueued (it is not validated again: the settings it was checked
+ * against may have changed, and it was accepted)
  */
 static void
-message_from_row(HeapTuple tuple, TupleDesc desc, StateMessage *msg)
+message_from_values(Datum *values, bool *isnull, StateMessage *msg)
 {
-	int			m = CLAIM_MESSAGE;
-	bool		isnull;
-	Datum		d;
-
 	memset(msg, 0, sizeof(StateMessage));
-	msg->client_id = claimed_text(tuple, desc, m + INBOX_CLIENT_ID);
-	d = SPI_getbinval(tuple, desc, m + INBOX_SERIAL_NUMBER + 1, &isnull);
-	msg->has_serial = !isnull;
-	msg->serial_number = isnull ? 0 : DatumGetInt64(d);
-	msg->topic_type = claimed_int4(tuple, desc, m + INBOX_TOPIC_TYPE, NULL);
-	msg->topic_id = claimed_text(tuple, desc, m + INBOX_TOPIC_ID);
-	msg->topic_id_type = claimed_int4(tuple, desc, m + INBOX_TOPIC_ID_TYPE, NULL);
-	msg->state_id = claimed_int4(tuple, desc, m + INBOX_STATE_ID, NULL);
-	msg->criticality = claimed_int4(tuple, desc, m + INBOX_CRITICALITY, NULL);
-	d = SPI_getbinval(tuple, desc, m + INBOX_MESSAGE_TIME + 1, &isnull);
-	msg->message_time = DatumGetTimestampTz(d);
-	d = SPI_getbinval(tuple, desc, m + INBOX_USER_PARAMS + 1, &isnull);
-	msg->user_params = isnull ? (Datum) 0 : d;
-	msg->source = claimed_text(tuple, desc, m + INBOX_SOURCE);
-	msg->user_name = claimed_text(tuple, desc, m + INBOX_USER_NAME);
-	msg->user_sid = claimed_text(tuple, desc, m + INBOX_USER_SID);
-	msg->state_details_type = claimed_int4(tuple, desc,
-										   m + INBOX_STATE_DETAILS_TYPE,
-										   &msg->has_state_details_type);
-	d = SPI_getbinval(tuple, desc, m + INBOX_STATE_DETAILS + 1, &isnull);
-	msg->state_details = isnull ? (Datum) 0 : d;
-	msg->priority = claimed_int4(tuple, desc, m + INBOX_PRIORITY,
-								 &msg->has_priority);
-	msg->netbios_name = claimed_text(tuple, desc, m + INBOX_NETBIOS_NAME);
-	msg->client_version = claimed_text(tuple, desc, m + INBOX_CLIENT_VERSION);
+	msg->client_id = message_text(values, isnull, INBOX_CLIENT_ID);
+	msg->has_serial = !isnull[INBOX_SERIAL_NUMBER];
+	msg->serial_number = msg->has_serial ?
+		DatumGetInt64(values[INBOX_SERIAL_NUMBER]) : 0;
+	msg->topic_type = DatumGetInt32(values[INBOX_TOPIC_TYPE]);
+	msg->topic_id = message_text(values, isnull, INBOX_TOPIC_ID);
+	msg->topic_id_type = DatumGetInt32(values[INBOX_TOPIC_ID_TYPE]);
+	msg->state_id = DatumGetInt32(values[INBOX_STATE_ID]);
+	msg->criticality = DatumGetInt32(values[INBOX_CRITICALITY]);
+	msg->message_time = DatumGetTimestampTz(values[INBOX_MESSAGE_TIME]);
+	msg->user_params = isnull[INBOX_USER_PARAMS] ? (Datum) 0 :
+		values[INBOX_USER_PARAMS];
+	msg->source = message_text(values, isnull, INBOX_SOURCE);
+	msg->user_name = message_text(values, isnull, INBOX_USER_NAME);
+	msg->user_sid = message_text(values, isnull, INBOX_USER_SID);
+	msg->has_state_details_type = !isnull[INBOX_STATE_DETAILS_TYPE];
+	msg->state_details_type = msg->has_state_details_type ?
+		DatumGetInt32(values[INBOX_STATE_DETAILS_TYPE]) : 0;
+	msg->state_details = isnull[INBOX_STATE_DETAILS] ? (Datum) 0 :
+		values[INBOX_STATE_DETAILS];
+	msg->has_priority = !isnull[INBOX_PRIORITY];
+	msg->priority = msg->has_priority ? DatumGetInt32(values[INBOX_PRIORITY]) : 0;
+	msg->netbios_name = message_text(values, isnull, INBOX_NETBIOS_NAME);
+	msg->client_version = message_text(values, isnull, INBOX_CLIENT_VERSION);
 	msg->verdict = VERDICT_REJECTED;
 }
 
@@ -218,103 +201,165 @@ delete_claimed(int generation, Datum *ctids, int n)
 			 (unsigned long long) SPI_processed, n);
 }
 
+/* What a claim needs beside the batch */
+typedef struct Claim
+{
+	MessageBatch *batch;
+	QueueFlow  *flow;
+	SmQueue		queue;
+	MemoryContext row_context;	/* one message's, reset per message */
+	TupleDesc	message_desc;	/* of state_msg.queued_message, or NULL */
+	int64		last_upload;	/* of the last chunk taken */
+} Claim;
+
 /*
- * Feed claimed rows (in their order) to the batch, note them in the flow
- * and delete them.  Returns the number fed.
+ * Take claimed chunks, in their order, until limit messages are taken (in
+ * the high queue whole chunks, whatever the limit): feed their messages to
+ * the batch, note them in the flow, and delete the chunks taken whole and
+ * rewrite the one taken in part with its rest.  Returns the messages
+ * taken.
  */
 static int64
-take_rows(MessageBatch *batch, QueueFlow *flow, SmQueue queue,
-		  SPITupleTable *rows, uint64 nrows, MemoryContext row_context)
+take_chunks(Claim *claim, SPITupleTable *rows, uint64 nrows, int64 limit)
 {
 	Datum	   *ctids[SM_QUEUE_GENERATIONS];
 	int			nctids[SM_QUEUE_GENERATIONS] = {0};
 	TupleDesc	desc = rows->tupdesc;
+	Datum		values[INBOX_NATTS];
+	bool		isnull[INBOX_NATTS];
+	int64		taken = 0;
 
 	for (int g = 0; g < SM_QUEUE_GENERATIONS; g++)
 		ctids[g] = palloc(Max(nrows, 1) * sizeof(Datum));
-	for (uint64 i = 0; i < nrows; i++)
+	for (uint64 i = 0; i < nrows && taken < limit; i++)
 	{
 		HeapTuple	tuple = rows->vals[i];
-		MemoryContext old;
-		StateMessage msg;
-		bool		isnull;
+		bool		null;
 		int16		generation;
+		Datum		ctid;
 		TimestampTz enqueued_at;
+		QueueChunk	chunk;
+		int			take;
 
 		generation = DatumGetInt16(SPI_getbinval(tuple, desc,
-												 CLAIM_GENERATION + 1, &isnull));
+												 CLAIM_GENERATION + 1, &null));
 		if (generation < 0 || generation >= SM_QUEUE_GENERATIONS)
-			elog(ERROR, "queue row of generation %d", generation);
-		ctids[generation][nctids[generation]++] =
-			SPI_getbinval(tuple, desc, CLAIM_CTID + 1, &isnull);
+			elog(ERROR, "queue chunk of generation %d", generation);
+		ctid = SPI_getbinval(tuple, desc, CLAIM_CTID + 1, &null);
 		enqueued_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc,
 														CLAIM_ENQUEUED_AT + 1,
-														&isnull));
+														&null));
+		claim->last_upload = DatumGetInt64(SPI_getbinval(tuple, desc,
+														 CLAIM_UPLOAD_ID + 1,
+														 &null));
+		sm_queue_chunk_read(&chunk,
+							SPI_getbinval(tuple, desc, CLAIM_ROW_NUMBERS + 1,
+										  &null),
+							SPI_getbinval(tuple, desc, CLAIM_MESSAGES + 1,
+										  &null));
+		if (claim->message_desc == NULL)
+			claim->message_desc = lookup_rowtype_tupdesc_copy(chunk.message_type,
+															  -1);
+		take = chunk.n;
+		if (claim->queue != SM_QUEUE_HIGH && take > limit - taken)
+			take = (int) (limit - taken);
+		for (int m = 0; m < take; m++)
+		{
+			MemoryContext old = MemoryContextSwitchTo(claim->row_context);
+			StateMessage msg;
 
-		old = MemoryContextSwitchTo(row_context);
-		MemoryContextReset(row_context);
-		message_from_row(tuple, desc, &msg);
-		sm_batch_add_message(batch, &msg);
-		MemoryContextSwitchTo(old);
-
-		sm_queue_flow_add(flow, queue, msg.topic_type, 0, 1, 0);
-		sm_queue_flow_waiting(flow, queue, enqueued_at, -1);
+			MemoryContextReset(claim->row_context);
+			sm_queue_message_deform(claim->message_desc, chunk.messages[m],
+									values, isnull);
+			message_from_values(values, isnull, &msg);
+			sm_batch_add_message(claim->batch, &msg);
+			MemoryContextSwitchTo(old);
+			sm_queue_flow_add(claim->flow, claim->queue, msg.topic_type, 0, 1, 0);
+		}
+		sm_queue_flow_waiting(claim->flow, claim->queue, enqueued_at, -take);
+		if (take == chunk.n)
+			ctids[generation][nctids[generation]++] = ctid;
+		else
+			sm_queue_chunk_rewrite(generation, ctid, &chunk, take,
+								   chunk.n - take);
+		taken += take;
 	}
 	for (int g = 0; g < SM_QUEUE_GENERATIONS; g++)
 		delete_claimed(g, ctids[g], nctids[g]);
-	return (int64) nrows;
+	return taken;
 }
 
 /*
  * Take up to limit messages of one queue from one shard (whose lock the
- * caller holds); in the high queue, the rest of the last upload too.
- * Returns the messages taken.
+ * caller holds); in the high queue, whole chunks and the rest of the last
+ * upload too.  Returns the messages taken.
  */
 static int64
-claim_shard(MessageBatch *batch, QueueFlow *flow, SmQueue queue, int shard,
-			int64 limit, MemoryContext row_context)
+claim_shard(Claim *claim, int shard, int64 limit)
 {
-	Oid			types[] = {TEXTOID, INT2OID, INT8OID, INT8OID};
-	Datum		args[4];
-	SPITupleTable *rows;
-	uint64		nrows;
-	int64		taken;
+	Oid			types[] = {TEXTOID, INT2OID, INT8OID};
+	Datum		args[3];
+	int64		taken = 0;
 
-	args[0] = CStringGetTextDatum(sm_queue_names[queue]);
+	args[0] = CStringGetTextDatum(sm_queue_names[claim->queue]);
 	args[1] = Int16GetDatum(shard);
-	args[2] = Int64GetDatum(limit);
-	sm_run_kept(&claim_plan, claim_sql, 3, types, args, NULL, SPI_OK_SELECT);
-	rows = SPI_tuptable;
-	nrows = SPI_processed;
-	if (nrows == 0)
+	args[2] = Int64GetDatum(SM_CLAIM_CHUNKS);
+	while (taken < limit)
 	{
+		SPITupleTable *rows;
+		uint64		nrows;
+
+		/* (the chunks this transaction took are gone for its statements) */
+		sm_run_kept(&claim_plan, claim_sql, 3, types, args, NULL,
+					SPI_OK_SELECT);
+		rows = SPI_tuptable;
+		nrows = SPI_processed;
+		taken += take_chunks(claim, rows, nrows, limit - taken);
 		SPI_freetuptable(rows);
-		return 0;
+		if (nrows < SM_CLAIM_CHUNKS)
+			break;
 	}
-	taken = take_rows(batch, flow, queue, rows, nrows, row_context);
-
-	if (queue == SM_QUEUE_HIGH && (int64) nrows == limit)
+	if (claim->queue == SM_QUEUE_HIGH && taken >= limit)
 	{
-		HeapTuple	last = rows->vals[nrows - 1];
-		bool		isnull;
-
-		args[2] = SPI_getbinval(last, rows->tupdesc, CLAIM_UPLOAD_ID + 1,
-								&isnull);
-		args[3] = SPI_getbinval(last, rows->tupdesc, CLAIM_ROW_NUMBER + 1,
-								&isnull);
-		sm_run_kept(&claim_rest_plan, claim_rest_sql, 4, types, args, NULL,
+		args[2] = Int64GetDatum(claim->last_upload);
+		sm_run_kept(&claim_rest_plan, claim_rest_sql, 3, types, args, NULL,
 					SPI_OK_SELECT);
 		if (SPI_processed > 0)
 		{
 			SPITupleTable *rest = SPI_tuptable;
 
-			taken += take_rows(batch, flow, queue, rest, SPI_processed,
-							   row_context);
+			taken += take_chunks(claim, rest, SPI_processed, PG_INT64_MAX);
 			SPI_freetuptable(rest);
 		}
 	}
-	SPI_freetuptable(rows);
 	return taken;
+}
+
+/*
+ * Move the live chunks of partitions mostly dead to the current generation
+ * (see queue.c), shard by shard under the shard's lock (tried: a drainer
+ * working on the shard is left alone), at most SM_MOVE_CHUNKS of them.
+ * A partition so emptied is truncated by a later rotation.
+ */
+static void
+move_stranded(int current, int start)
+{
+	int64		budget = SM_MOVE_CHUNKS;
+
+	for (int g = 0; g < SM_QUEUE_GENERATIONS && budget > 0; g++)
+	{
+		if (g == current || !sm_queue_partition_stranded(g))
+			continue;
+		for (int i = 0; i < SM_QUEUE_SHARDS && budget > 0; i++)
+		{
+			int			shard = (start + i) % SM_QUEUE_SHARDS;
+			bool		fresh;
+
+			if (!lock_shard(shard, &fresh))
+				continue;
+			budget -= sm_queue_move_chunks(g, current, shard, budget);
+		}
+	}
 }
 
 /*
@@ -373,10 +418,8 @@ state_msg_process_queue_batch(PG_FUNCTION_ARGS)
 {
 	int64		limit = sm_queue_batch_size;
 	int64		taken = 0;
-	MessageBatch *batch;
-	QueueFlow  *flow;
+	Claim		claim;
 	MemoryContext context;
-	MemoryContext row_context;
 	int			start;
 	TimestampTz now;
 
@@ -400,15 +443,16 @@ state_msg_process_queue_batch(PG_FUNCTION_ARGS)
 
 	context = AllocSetContextCreate(CurrentMemoryContext, "state_msg drain",
 									ALLOCSET_DEFAULT_SIZES);
-	row_context = AllocSetContextCreate(context, "state_msg drain row",
-										ALLOCSET_DEFAULT_SIZES);
-	flow = sm_queue_flow_begin(context);
+	memset(&claim, 0, sizeof(claim));
+	claim.row_context = AllocSetContextCreate(context, "state_msg drain row",
+											  ALLOCSET_DEFAULT_SIZES);
+	claim.flow = sm_queue_flow_begin(context);
 	if (next_start_shard < 0)
 		next_start_shard = MyProcPid % SM_QUEUE_SHARDS;
 	start = next_start_shard;
 	next_start_shard = (next_start_shard + 1) % SM_QUEUE_SHARDS;
 
-	batch = sm_batch_begin_immediate();		/* connects to SPI */
+	claim.batch = sm_batch_begin_immediate();	/* connects to SPI */
 	now = sm_engine_now();
 	for (int q = 0; q < SM_QUEUE_COUNT && taken < limit; q++)
 	{
@@ -417,6 +461,7 @@ state_msg_process_queue_batch(PG_FUNCTION_ARGS)
 		TimestampTz window_start = 0;
 		int64		released = 0;
 
+		claim.queue = (SmQueue) q;
 		if (q == SM_QUEUE_FSP)
 		{
 			int64		allowance = throttle_allowance(now, &window_start,
@@ -432,8 +477,7 @@ state_msg_process_queue_batch(PG_FUNCTION_ARGS)
 
 			if (!lock_shard(shard, &fresh))
 				continue;
-			n = claim_shard(batch, flow, (SmQueue) q, shard,
-							queue_limit - queue_taken, row_context);
+			n = claim_shard(&claim, shard, queue_limit - queue_taken);
 			if (n == 0 && fresh)
 				unlock_shard(shard);
 			queue_taken += n;
@@ -444,16 +488,16 @@ state_msg_process_queue_batch(PG_FUNCTION_ARGS)
 	}
 	/*
 	 * The flow first: the batch disconnects from SPI.  Then process (the
-	 * claimed rows' TOAST values are read there, before any TRUNCATE).
+	 * claimed chunks' TOAST values are read there, before any TRUNCATE).
 	 */
 	if (taken > 0)
-		sm_queue_flow_write(flow, sm_engine_now());
-	sm_batch_finish(batch, NULL);
+		sm_queue_flow_write(claim.flow, sm_engine_now());
+	sm_batch_finish(claim.batch, NULL);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	sm_queue_maybe_compact(taken > 0);
-	sm_queue_rotate();
+	move_stranded(sm_queue_rotate(), start);
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 	MemoryContextDelete(context);

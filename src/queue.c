@@ -1,22 +1,28 @@
 /*-------------------------------------------------------------------------
  *
  * queue.c
- *	  The queue's tables (queued processing): which queue a message joins,
- *	  writing enqueued messages, the counts and flow behind state_msg.backlog,
- *	  and the rotation that empties drained partitions with TRUNCATE.
+ *	  The queue's tables (queued processing): which queue and shard a
+ *	  message joins, reading and rewriting chunks, the counts and flow
+ *	  behind state_msg.backlog, and the rotation that empties drained
+ *	  partitions with TRUNCATE.
  *
- * state_msg.queue is partitioned by generation into queue_0, queue_1 and
- * queue_2 (PgQ's rotating tables).  Enqueuing writes the current generation
- * (state_msg.queue_rotation); drainers delete what they process.  After a
- * batch, a drainer moves the current generation on once it is older than
- * state_msg.queue_rotation_interval and the next partition is empty, and
- * empties every other partition that holds no live row with TRUNCATE, so
- * the dead rows of drained messages never wait for vacuum (autovacuum is
- * off on the partitions).  The TRUNCATE takes its ACCESS EXCLUSIVE lock
- * only if it is free at once (ConditionalLockRelationOid()): it never waits
- * and never queues behind readers or writers, and it looks for live rows
- * under that lock, when every transaction that wrote the partition has
- * ended.
+ * state_msg.queue_chunks (chunks of messages: enqueue.c) is partitioned by
+ * generation into queue_0, queue_1 and queue_2 (PgQ's rotating tables).
+ * Enqueuing writes the current generation (state_msg.queue_rotation);
+ * drainers delete what they process.  After a batch, a drainer moves the
+ * current generation on, to a partition that holds no live chunk, once it
+ * is older than state_msg.queue_rotation_interval, and empties every other
+ * partition that holds no live chunk with TRUNCATE, so the dead chunks of
+ * drained messages never wait for vacuum (autovacuum is off on the
+ * partitions).  The TRUNCATE takes its ACCESS EXCLUSIVE lock only if it is
+ * free at once (ConditionalLockRelationOid()): it never waits and never
+ * queues behind readers or writers, and it looks for live chunks under
+ * that lock, when every transaction that wrote the partition has ended.
+ * Messages that wait long (a throttled fsp queue, a drain slower than the
+ * arrivals) would keep their partition from ever being emptied: once a
+ * partition's dead chunks outnumber its live ones SM_QUEUE_STRANDED_RATIO
+ * times, drainers move its live chunks to the current generation
+ * (drain.c), a cost bounded by a share of what was drained there.
  *
  * Counts: state_msg.queue_counts holds, per (queue, minute of enqueuing),
  * delta rows whose sum is the number of messages waiting; every enqueue
@@ -45,6 +51,7 @@
 #include "executor/tuptable.h"
 #include "nodes/makefuncs.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "utils/array.h"
@@ -61,14 +68,11 @@
 #define SM_LOCK_CLASS	0x736d7367	/* "smsg", as summaries.c */
 #define SM_LOCK_QUEUE_COMPACT 3
 
-/* Partitions of state_msg.queue: queue_0 .. queue_2 */
-#define SM_QUEUE_GENERATIONS 3
-
-/* Shards: a client's messages all fall in one; drainers lock shards */
-#define SM_QUEUE_SHARDS 64
-
-/* Enqueued rows written per INSERT statement */
-#define SM_QUEUE_WRITE_ROWS 8192
+/*
+ * A partition whose dead chunks number this many times its live ones has
+ * its live chunks moved to the current generation
+ */
+#define SM_QUEUE_STRANDED_RATIO 3
 
 /* A backend compacts after inserting this many count or flow rows */
 #define SM_QUEUE_COMPACT_AFTER 1024
@@ -80,19 +84,6 @@ const char *const sm_queue_names[SM_QUEUE_COUNT] = {"high", "low", "fsp"};
 
 /* Count and flow rows this backend inserted since its last compaction */
 static int64 rows_since_compaction = 0;
-
-/* Columns of state_msg.queue (and its partitions), in table order */
-enum
-{
-	QROW_GENERATION,
-	QROW_QUEUE,					/* the enum queue_name */
-	QROW_SHARD,
-	QROW_UPLOAD_ID,
-	QROW_ROW_NUMBER,
-	QROW_ENQUEUED_AT,
-	QROW_MESSAGE				/* then the inbox's columns, in inbox order */
-};
-#define QROW_NATTS (QROW_MESSAGE + INBOX_NATTS)
 
 /* Key of the flow's accumulated rows */
 typedef struct FlowKey
@@ -129,30 +120,6 @@ struct QueueFlow
 	HTAB	   *counts;
 };
 
-/*
- * Writing one statement's messages to the queue: straight into the current
- * partition, SM_QUEUE_WRITE_ROWS rows at a time with table_multi_insert(),
- * each row then checked (ExecConstraints()) and entered in every index of
- * the partition (ExecInsertIndexTuples()), as COPY does
- */
-struct QueueWriter
-{
-	MemoryContext context;
-	Relation	rel;			/* the partition, RowExclusiveLock */
-	EState	   *estate;
-	ResultRelInfo *rri;
-	TupleTableSlot **slots;
-	int			nslots;
-	CommandId	cid;
-	Datum		queue_labels[SM_QUEUE_COUNT];	/* the enum's values */
-	int16		generation;
-	int64		upload_id;
-	TimestampTz now;
-	int64		total;
-	int64		per_queue[SM_QUEUE_COUNT];
-	QueueFlow  *flow;
-};
-
 static SPIPlanPtr start_upload_plan;
 static SPIPlanPtr write_flow_plan;
 static SPIPlanPtr write_counts_plan;
@@ -161,24 +128,18 @@ static SPIPlanPtr compact_flow_plan;
 static SPIPlanPtr rotation_plan;
 static SPIPlanPtr advance_plan;
 static SPIPlanPtr any_row_plan[SM_QUEUE_GENERATIONS];
-static SPIPlanPtr answer_rows_plan[SM_QUEUE_GENERATIONS];
-static SPIPlanPtr move_plan[SM_QUEUE_GENERATIONS];
+static SPIPlanPtr chunk_update_plan[SM_QUEUE_GENERATIONS];
+static SPIPlanPtr chunk_delete_plan[SM_QUEUE_GENERATIONS];
 
-/* A resync answer's rows of one upload in a partition; $1 shards, $2 upload, $3 clients */
-static const char *answer_rows_sql =
-"SELECT q.ctid, q.queue::pg_catalog.text, q.topic_type"
-" FROM state_msg.queue_%d q"
-" WHERE q.queue OPERATOR(pg_catalog.=) ANY ('{high,low,fsp}'::state_msg.queue_name[])"
-" AND q.shard OPERATOR(pg_catalog.=) ANY ($1)"
-" AND q.upload_id OPERATOR(pg_catalog.=) $2"
-" AND q.client_id OPERATOR(pg_catalog.=) ANY ($3)";
+/* Rewrite a chunk with the rest of its messages; $1 its ctid */
+static const char *chunk_update_sql =
+"UPDATE state_msg.queue_%d SET first_row = $2, row_numbers = $3, messages = $4"
+" WHERE ctid OPERATOR(pg_catalog.=) $1";
 
-/* Move rows of a partition to the high queue; $1 their ctids */
-static const char *move_sql =
-"UPDATE state_msg.queue_%d SET queue = 'high'"
-" WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)";
+static const char *chunk_delete_sql =
+"DELETE FROM state_msg.queue_%d WHERE ctid OPERATOR(pg_catalog.=) $1";
 
-/* Does a partition hold a live row? */
+/* Does a partition hold a live chunk? */
 static const char *any_row_sql = "SELECT FROM state_msg.queue_%d LIMIT 1";
 
 /*
@@ -500,241 +461,124 @@ sm_queue_maybe_compact(bool force)
 static Oid partition_oid(int generation);
 
 /*
- * Start writing a statement's messages: draw its upload id and read the
- * generation to write, and the engine clock (the enqueue time of all its
- * messages); open the partition and its indexes.  Inside the batch's SPI
- * connection.
+ * Start an upload (an enqueuing statement): draw its id, and read the
+ * generation to write and its partition's oid.  Inside an SPI connection.
  */
-QueueWriter *
-sm_queue_writer_begin(MemoryContext context)
+void
+sm_queue_start_upload(int64 *upload_id, int16 *generation, Oid *relid)
 {
-	MemoryContext old;
-	QueueWriter *w;
 	bool		isnull;
-	Oid			enum_type;
 
 	sm_run_kept(&start_upload_plan, start_upload_sql, 0, NULL, NULL, NULL,
 				SPI_OK_SELECT);
 	if (SPI_processed != 1)
 		elog(ERROR, "state_msg.queue_rotation must hold one row");
-	old = MemoryContextSwitchTo(context);
-	w = palloc0(sizeof(QueueWriter));
-	w->context = context;
-	w->upload_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 1,
-											   &isnull));
-	w->generation = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0],
-												SPI_tuptable->tupdesc, 2,
-												&isnull));
+	*upload_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull));
+	*generation = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 2,
+											  &isnull));
 	SPI_freetuptable(SPI_tuptable);
-	if (w->generation < 0 || w->generation >= SM_QUEUE_GENERATIONS)
+	if (*generation < 0 || *generation >= SM_QUEUE_GENERATIONS)
 		elog(ERROR, "state_msg.queue_rotation holds generation %d",
-			 w->generation);
-	w->now = sm_engine_now();
-
-	/*
-	 * The partition's lock keeps drainers from truncating it until the
-	 * transaction ends (it may have been truncated since the generation was
-	 * read: the lock's invalidations give the new file)
-	 */
-	w->rel = table_open(partition_oid(w->generation), RowExclusiveLock);
-	if (RelationGetDescr(w->rel)->natts != QROW_NATTS)
-		elog(ERROR, "state_msg.queue has %d columns, not %d",
-			 RelationGetDescr(w->rel)->natts, QROW_NATTS);
-	enum_type = TupleDescAttr(RelationGetDescr(w->rel), QROW_QUEUE)->atttypid;
-	for (int q = 0; q < SM_QUEUE_COUNT; q++)
-		w->queue_labels[q] = DirectFunctionCall2(enum_in,
-												 CStringGetDatum(sm_queue_names[q]),
-												 ObjectIdGetDatum(enum_type));
-	w->estate = CreateExecutorState();
-	w->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(w->rri, w->rel, 0, NULL, 0);
-	ExecOpenIndices(w->rri, false);
-	w->slots = palloc0(SM_QUEUE_WRITE_ROWS * sizeof(TupleTableSlot *));
-	w->cid = GetCurrentCommandId(true);
-	w->flow = sm_queue_flow_begin(context);
-	MemoryContextSwitchTo(old);
-	return w;
-}
-
-/* Write the rows gathered so far: heap, constraints, indexes */
-static void
-writer_flush(QueueWriter *w)
-{
-	ExprContext *econtext = GetPerTupleExprContext(w->estate);
-
-	if (w->nslots == 0)
-		return;
-	table_multi_insert(w->rel, w->slots, w->nslots, w->cid, 0, NULL);
-	for (int i = 0; i < w->nslots; i++)
-	{
-		List	   *recheck;
-
-		ResetExprContext(econtext);
-		ExecConstraints(w->rri, w->slots[i], w->estate);
-		recheck = ExecInsertIndexTuples(w->rri, w->slots[i], w->estate,
-										false, false, NULL, NIL);
-		list_free(recheck);
-		ExecClearTuple(w->slots[i]);
-	}
-	w->nslots = 0;
+			 *generation);
+	*relid = partition_oid(*generation);
 }
 
 /*
- * Enqueue one validated message (its inbox columns, client id normalized,
- * in inbox order), at its position in the statement; resync_answer tells
- * whether its client's messages in the statement so far include a 700/2
- * (those before it are moved by sm_queue_writer_end())
+ * A chunk's messages and their positions (its row_numbers and messages
+ * columns), in the caller's memory context
  */
 void
-sm_queue_writer_put(QueueWriter *w, int64 row_number, Datum *values,
-					bool *isnull, const char *client_id, bool resync_answer)
+sm_queue_chunk_read(QueueChunk *chunk, Datum row_numbers, Datum messages)
 {
-	TupleTableSlot *slot;
-	int32		topic_type = DatumGetInt32(values[INBOX_TOPIC_TYPE]);
-	char	   *source = TextDatumGetCString(values[INBOX_SOURCE]);
-	SmQueue		queue = sm_queue_choose(source, topic_type, resync_answer);
+	ArrayType  *rows = DatumGetArrayTypeP(row_numbers);
+	ArrayType  *msgs = DatumGetArrayTypeP(messages);
+	Datum	   *row_datums;
+	int			nrows;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
 
-	pfree(source);
-	if (w->slots[w->nslots] == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(w->context);
-
-		w->slots[w->nslots] = table_slot_create(w->rel, NULL);
-		MemoryContextSwitchTo(old);
-	}
-	slot = w->slots[w->nslots++];
-	ExecClearTuple(slot);
-	slot->tts_values[QROW_GENERATION] = Int16GetDatum(w->generation);
-	slot->tts_values[QROW_QUEUE] = w->queue_labels[queue];
-	slot->tts_values[QROW_SHARD] = Int16GetDatum(sm_queue_shard(client_id));
-	slot->tts_values[QROW_UPLOAD_ID] = Int64GetDatum(w->upload_id);
-	slot->tts_values[QROW_ROW_NUMBER] = Int64GetDatum(row_number);
-	slot->tts_values[QROW_ENQUEUED_AT] = TimestampTzGetDatum(w->now);
-	memset(slot->tts_isnull, false, QROW_MESSAGE * sizeof(bool));
-	memcpy(slot->tts_values + QROW_MESSAGE, values, INBOX_NATTS * sizeof(Datum));
-	memcpy(slot->tts_isnull + QROW_MESSAGE, isnull, INBOX_NATTS * sizeof(bool));
-	ExecStoreVirtualTuple(slot);
-	ExecMaterializeSlot(slot);	/* the values go with the caller's row */
-
-	w->total++;
-	w->per_queue[queue]++;
-	sm_queue_flow_add(w->flow, queue, topic_type, 1, 0, 0);
-	if (w->nslots >= SM_QUEUE_WRITE_ROWS)
-		writer_flush(w);
+	deconstruct_array(rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &row_datums, NULL, &nrows);
+	chunk->message_type = ARR_ELEMTYPE(msgs);
+	get_typlenbyvalalign(chunk->message_type, &typlen, &typbyval, &typalign);
+	deconstruct_array(msgs, chunk->message_type, typlen, typbyval, typalign,
+					  &chunk->messages, NULL, &chunk->n);
+	if (nrows != chunk->n || chunk->n == 0)
+		elog(ERROR, "state_msg.queue_chunks holds a chunk of %d messages and %d positions",
+			 chunk->n, nrows);
+	chunk->row_numbers = palloc(nrows * sizeof(int64));
+	for (int i = 0; i < nrows; i++)
+		chunk->row_numbers[i] = DatumGetInt64(row_datums[i]);
 }
 
 /*
- * The statement's resync answers: every row of this upload of a client with
- * a 700/2 in the statement joins the high queue (an fsp row stays in fsp)
- * and counts as a resync answer.  Rows written before the client's 700/2
- * came went by their topic type; move them now (an update of rows this
- * transaction wrote, in a partition that will be truncated once drained).
+ * Rewrite the chunk at ctid in partition queue_<generation> to hold only
+ * chunk's messages first .. first + n - 1, or delete it if n is 0.  Inside
+ * an SPI connection.
  */
-static void
-writer_answers(QueueWriter *w, char **clients, int nclients)
+void
+sm_queue_chunk_rewrite(int generation, Datum ctid, QueueChunk *chunk,
+					   int first, int n)
 {
-	Oid			find_types[] = {INT2ARRAYOID, INT8OID, TEXTARRAYOID};
-	Oid			move_types[] = {TIDARRAYOID};
-	Datum		args[3];
-	Datum	   *shards = palloc(nclients * sizeof(Datum));
-	Datum	   *ids = palloc(nclients * sizeof(Datum));
-	Datum	   *moved;
-	int			nmoved = 0;
-	SPITupleTable *rows;
-	uint64		nrows;
+	Oid			types[] = {TIDOID, INT8OID, INT8ARRAYOID, InvalidOid};
+	Datum		args[4];
+	Datum	   *rows;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			r;
 
-	for (int i = 0; i < nclients; i++)
+	args[0] = ctid;
+	if (n == 0)
+		r = SPI_execute_plan(sm_queue_partition_plan(chunk_delete_plan,
+													 generation,
+													 chunk_delete_sql,
+													 1, types),
+							 args, NULL, false, 0);
+	else
 	{
-		shards[i] = Int16GetDatum(sm_queue_shard(clients[i]));
-		ids[i] = CStringGetTextDatum(clients[i]);
+		types[3] = get_array_type(chunk->message_type);
+		rows = palloc(n * sizeof(Datum));
+		for (int i = 0; i < n; i++)
+			rows[i] = Int64GetDatum(chunk->row_numbers[first + i]);
+		get_typlenbyvalalign(chunk->message_type, &typlen, &typbyval,
+							 &typalign);
+		args[1] = Int64GetDatum(chunk->row_numbers[first]);
+		args[2] = PointerGetDatum(construct_array(rows, n, INT8OID, 8,
+												  FLOAT8PASSBYVAL,
+												  TYPALIGN_DOUBLE));
+		args[3] = PointerGetDatum(construct_array(chunk->messages + first, n,
+												  chunk->message_type,
+												  typlen, typbyval, typalign));
+		r = SPI_execute_plan(sm_queue_partition_plan(chunk_update_plan,
+													 generation,
+													 chunk_update_sql,
+													 4, types),
+							 args, NULL, false, 0);
 	}
-	args[0] = PointerGetDatum(construct_array(shards, nclients, INT2OID, 2,
-											  true, TYPALIGN_SHORT));
-	args[1] = Int64GetDatum(w->upload_id);
-	args[2] = PointerGetDatum(construct_array(ids, nclients, TEXTOID, -1,
-											  false, TYPALIGN_INT));
-	if (SPI_execute_plan(sm_queue_partition_plan(answer_rows_plan, w->generation,
-												 answer_rows_sql,
-												 3, find_types),
-						 args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_plan failed for a resync answer's rows");
-	rows = SPI_tuptable;
-	nrows = SPI_processed;
-	moved = palloc(Max(nrows, 1) * sizeof(Datum));
-	for (uint64 i = 0; i < nrows; i++)
-	{
-		bool		isnull;
-		char	   *queue = TextDatumGetCString(SPI_getbinval(rows->vals[i],
-															  rows->tupdesc,
-															  2, &isnull));
-		int32		topic_type = DatumGetInt32(SPI_getbinval(rows->vals[i],
-															 rows->tupdesc,
-															 3, &isnull));
-		SmQueue		q = SM_QUEUE_HIGH;
-
-		if (strcmp(queue, "fsp") == 0)
-			q = SM_QUEUE_FSP;
-		else if (strcmp(queue, "low") == 0)
-		{
-			moved[nmoved++] = SPI_getbinval(rows->vals[i], rows->tupdesc, 1,
-											&isnull);
-			/* arrived in high, not low */
-			sm_queue_flow_add(w->flow, SM_QUEUE_LOW, topic_type, -1, 0, 0);
-			sm_queue_flow_add(w->flow, SM_QUEUE_HIGH, topic_type, 1, 0, 0);
-			w->per_queue[SM_QUEUE_LOW]--;
-			w->per_queue[SM_QUEUE_HIGH]++;
-		}
-		sm_queue_flow_add(w->flow, q, topic_type, 0, 0, 1);
-	}
-	if (nmoved > 0)
-	{
-		args[0] = PointerGetDatum(construct_array(moved, nmoved, TIDOID,
-												  sizeof(ItemPointerData),
-												  false, TYPALIGN_SHORT));
-		if (SPI_execute_plan(sm_queue_partition_plan(move_plan, w->generation,
-													 move_sql,
-													 1, move_types),
-							 args, NULL, false, 0) != SPI_OK_UPDATE ||
-			SPI_processed != (uint64) nmoved)
-			elog(ERROR, "state_msg: a resync answer's rows were not all moved");
-	}
-	SPI_freetuptable(rows);
+	if (r < 0 || SPI_processed != 1)
+		elog(ERROR, "state_msg: a queue chunk was not rewritten");
 }
 
 /*
- * Finish the statement's enqueue: write the last rows, move the resync
- * answers' rows (answer_clients: the clients with a 700/2 in the
- * statement), write the counts and the flow, count the messages and wake
- * the worker.  Returns the messages enqueued.  Inside the batch's SPI
- * connection.
+ * The inbox columns of a queued message (a flat state_msg.queued_message
+ * of tuple descriptor desc)
  */
-int64
-sm_queue_writer_end(QueueWriter *w, char **answer_clients, int nanswer_clients)
+void
+sm_queue_message_deform(TupleDesc desc, Datum message, Datum *values,
+						bool *isnull)
 {
-	int64		total = w->total;
+	HeapTupleHeader header = DatumGetHeapTupleHeader(message);
+	HeapTupleData tuple;
 
-	writer_flush(w);
-	for (int i = 0; i < SM_QUEUE_WRITE_ROWS && w->slots[i] != NULL; i++)
-		ExecDropSingleTupleTableSlot(w->slots[i]);
-	ExecCloseIndices(w->rri);
-	FreeExecutorState(w->estate);
-	table_close(w->rel, NoLock);
-	CommandCounterIncrement();	/* later statements see the rows */
-	if (nanswer_clients > 0)
-		writer_answers(w, answer_clients, nanswer_clients);
-	if (total > 0)
-	{
-		for (int q = 0; q < SM_QUEUE_COUNT; q++)
-			if (w->per_queue[q] > 0)
-				sm_queue_flow_waiting(w->flow, (SmQueue) q, w->now,
-									  w->per_queue[q]);
-		sm_queue_flow_write(w->flow, w->now);
-		sm_queue_maybe_compact(false);
-		sm_stats_add(SM_STAT_ENQUEUED, total);
-		sm_worker_wake();
-	}
-	return total;
+	tuple.t_len = HeapTupleHeaderGetDatumLength(header);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = header;
+	heap_deform_tuple(&tuple, desc, values, isnull);
 }
 
 /* The oid of partition queue_<generation> */
@@ -803,12 +647,13 @@ truncate_if_empty(int generation)
 }
 
 /*
- * After a drain batch: move the current generation on when it is older
- * than state_msg.queue_rotation_interval and the next partition is empty,
- * and empty the other partitions that hold no live row.  Inside an SPI
+ * After a drain batch: move the current generation on, to a partition that
+ * holds no live chunk, when it is older than
+ * state_msg.queue_rotation_interval, and empty the other partitions that
+ * hold no live chunk.  Returns the current generation.  Inside an SPI
  * connection; never waits for a lock.
  */
-void
+int
 sm_queue_rotate(void)
 {
 	bool		isnull;
@@ -832,12 +677,14 @@ sm_queue_rotate(void)
 	if (now < since ||
 		now - since >= sm_duration_usecs(sm_queue_rotation_interval))
 	{
-		int			next = (current + 1) % SM_QUEUE_GENERATIONS;
-
-		if (truncate_if_empty(next))
+		for (int k = 1; k < SM_QUEUE_GENERATIONS; k++)
 		{
+			int			next = (current + k) % SM_QUEUE_GENERATIONS;
 			Oid			types[] = {INT2OID, TIMESTAMPTZOID, INT2OID};
 			Datum		args[3];
+
+			if (!truncate_if_empty(next))
+				continue;
 
 			/*
 			 * Another drainer may move it at the same time: the one that
@@ -851,9 +698,57 @@ sm_queue_rotate(void)
 						SPI_OK_UPDATE);
 			if (SPI_processed == 1)
 				current = next;
+			break;
 		}
 	}
 	for (int g = 0; g < SM_QUEUE_GENERATIONS; g++)
 		if (g != current)
 			(void) truncate_if_empty(g);
+	return current;
+}
+
+/*
+ * Is partition queue_<generation> mostly dead chunks (by the statistics
+ * collector's counts)?  Its live chunks then keep the space of many more
+ * drained ones from being given back: moving them to the current
+ * generation lets TRUNCATE give it back.
+ */
+bool
+sm_queue_partition_stranded(int generation)
+{
+	PgStat_StatTabEntry *stats = pgstat_fetch_stat_tabentry(partition_oid(generation));
+
+	return stats != NULL && stats->n_live_tuples > 0 &&
+		stats->n_dead_tuples >= SM_QUEUE_STRANDED_RATIO * stats->n_live_tuples;
+}
+
+/*
+ * Move up to limit chunks of one shard from partition queue_<from> to
+ * queue_<to> (the current generation), keeping everything but the
+ * generation: their order and counts are unchanged.  The caller holds the
+ * shard's lock.  Returns the chunks moved.  Inside an SPI connection.
+ */
+int64
+sm_queue_move_chunks(int from, int to, int shard, int64 limit)
+{
+	char	   *sql = psprintf("WITH moved AS (DELETE FROM state_msg.queue_%d c"
+							   " WHERE c.ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+							   "SELECT m.ctid FROM state_msg.queue_%d m"
+							   " WHERE m.queue OPERATOR(pg_catalog.=) ANY ('{high,low,fsp}'::state_msg.queue_name[])"
+							   " AND m.shard OPERATOR(pg_catalog.=) $1 LIMIT $2))"
+							   " RETURNING c.*)"
+							   " INSERT INTO state_msg.queue_%d SELECT %d, queue, shard,"
+							   " upload_id, first_row, enqueued_at, row_numbers, messages"
+							   " FROM moved",
+							   from, from, to, to);
+	Oid			types[] = {INT2OID, INT8OID};
+	Datum		args[2];
+
+	args[0] = Int16GetDatum(shard);
+	args[1] = Int64GetDatum(limit);
+	if (SPI_execute_with_args(sql, 2, types, args, NULL, false, 0) !=
+		SPI_OK_INSERT)
+		elog(ERROR, "SPI_execute failed moving queue chunks");
+	pfree(sql);
+	return (int64) SPI_processed;
 }

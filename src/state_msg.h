@@ -344,20 +344,62 @@ extern void sm_batch_add_message(MessageBatch *batch, const StateMessage *msg);
 extern Verdict sm_batch_finish(MessageBatch *batch, int64 *counts);
 
 /*
- * queue.c: the queue's tables (queued processing): enqueue, the counts and
- * flow behind state_msg.backlog, rotation
+ * enqueue.c: writing a statement's messages to the queue, in chunks
+ */
+typedef struct QueueWriter QueueWriter;
+extern QueueWriter *sm_queue_writer_begin(MemoryContext context,
+										  HTAB *answer_clients);
+extern void sm_queue_writer_put(QueueWriter *writer, int64 row_number,
+								Datum *values, bool *isnull,
+								const char *client_id);
+extern int64 sm_queue_writer_end(QueueWriter *writer);
+
+/*
+ * queue.c: the queue's tables (queued processing): queue and shard, chunks,
+ * the counts and flow behind state_msg.backlog, rotation
  */
 typedef struct QueueFlow QueueFlow;
 extern SmQueue sm_queue_choose(const char *source, int32 topic_type,
 							   bool resync_answer);
 extern int16 sm_queue_shard(const char *client_id);
-typedef struct QueueWriter QueueWriter;
-extern QueueWriter *sm_queue_writer_begin(MemoryContext context);
-extern void sm_queue_writer_put(QueueWriter *writer, int64 row_number,
-								Datum *values, bool *isnull,
-								const char *client_id, bool resync_answer);
-extern int64 sm_queue_writer_end(QueueWriter *writer, char **answer_clients,
-								 int nanswer_clients);
+
+/* Partitions of state_msg.queue_chunks: queue_0 .. queue_2 */
+#define SM_QUEUE_GENERATIONS 3
+
+/* Shards: a client's messages all fall in one; drainers lock shards */
+#define SM_QUEUE_SHARDS 64
+
+/* Columns of state_msg.queue_chunks (and its partitions), in table order */
+enum
+{
+	SM_CHUNK_GENERATION,
+	SM_CHUNK_QUEUE,				/* the enum queue_name */
+	SM_CHUNK_SHARD,
+	SM_CHUNK_UPLOAD_ID,
+	SM_CHUNK_FIRST_ROW,
+	SM_CHUNK_ENQUEUED_AT,
+	SM_CHUNK_ROW_NUMBERS,
+	SM_CHUNK_MESSAGES,			/* state_msg.queued_message[] */
+	SM_CHUNK_NATTS
+};
+
+/* A chunk's messages (flat state_msg.queued_message) and their positions */
+typedef struct QueueChunk
+{
+	int			n;
+	int64	   *row_numbers;
+	Datum	   *messages;
+	Oid			message_type;
+} QueueChunk;
+
+extern void sm_queue_start_upload(int64 *upload_id, int16 *generation,
+								  Oid *relid);
+extern void sm_queue_chunk_read(QueueChunk *chunk, Datum row_numbers,
+								Datum messages);
+extern void sm_queue_chunk_rewrite(int generation, Datum ctid,
+								   QueueChunk *chunk, int first, int n);
+extern void sm_queue_message_deform(TupleDesc desc, Datum message,
+									Datum *values, bool *isnull);
 extern QueueFlow *sm_queue_flow_begin(MemoryContext context);
 extern void sm_queue_flow_add(QueueFlow *flow, SmQueue queue, int32 topic_type,
 							  int64 arrived, int64 processed, int64 answers);
@@ -365,7 +407,9 @@ extern void sm_queue_flow_waiting(QueueFlow *flow, SmQueue queue,
 								  TimestampTz enqueued_at, int64 messages);
 extern void sm_queue_flow_write(QueueFlow *flow, TimestampTz now);
 extern void sm_queue_maybe_compact(bool force);
-extern void sm_queue_rotate(void);
+extern int	sm_queue_rotate(void);
+extern bool sm_queue_partition_stranded(int generation);
+extern int64 sm_queue_move_chunks(int from, int to, int shard, int64 limit);
 extern SPIPlanPtr sm_queue_partition_plan(SPIPlanPtr *plans, int generation,
 										  const char *sql_format, int nargs,
 										  Oid *argtypes);
