@@ -130,3 +130,26 @@ SET state_msg.fsp_throttle_messages = 100;
 CALL state_msg.process_queue();
 SELECT count(*) AS r_states FROM state_msg.client_state WHERE client_id = 'R';
 SELECT sum(waiting) AS waiting FROM state_msg.backlog;
+
+-- 6. The high queue never cuts a client's resync answer, and no more: 4,000
+-- clients' answers (5 messages and the 700/2) in one statement, about 60
+-- clients a shard; a batch of 10 takes whole chunks and then the rest of
+-- the answers it began, not the rest of the shard's upload
+INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time)
+SELECT 'H' || c, s, CASE WHEN s = 6 THEN 700 ELSE 500 END, 'u' || s,
+	   CASE WHEN s = 6 THEN 2 ELSE 1 END, timestamptz '2026-11-10 14:00+00'
+FROM generate_series(1, 4000) c, generate_series(1, 6) s ORDER BY c, s;
+SELECT queue, waiting FROM state_msg.backlog;
+SELECT state_msg.process_queue_batch(10) AS taken \gset
+SELECT :taken >= 10 AS at_least_the_limit, :taken < 200 AS not_the_shards_upload,
+	   :taken % 6 = 0 AS whole_answers;
+SELECT count(*) * 6 = :taken AS clients_match, bool_and(messages_processed = 6) AS each_whole
+FROM state_msg.clients WHERE client_id LIKE 'H%';
+SELECT count(*) AS partly_waiting FROM (
+	SELECT client_id FROM state_msg.queue WHERE client_id LIKE 'H%'
+	GROUP BY client_id HAVING count(*) <> 6) p;
+SELECT sum(waiting) = 24000 - :taken AS counts_exact FROM state_msg.backlog;
+CALL state_msg.process_queue();
+SELECT count(*) AS clients, sum(messages_processed) AS processed, sum(late_fills) AS late_fills,
+	   sum(missing_serials) AS missing
+FROM state_msg.clients WHERE client_id LIKE 'H%';

@@ -13,8 +13,8 @@
  * and none waits for another).  From a shard it takes the oldest chunks
  * (enqueue.c), in (upload_id, first_row) order: the order their messages
  * were enqueued in, per client; a chunk the limit cuts is rewritten with
- * its rest; in the high queue it never cuts a chunk nor an upload, so a
- * resync answer is processed in one batch.  The messages, in that order,
+ * its rest; in the high queue it never cuts a chunk nor a client's
+ * messages of an upload, so a resync answer is processed in one batch.  The messages, in that order,
  * go to one batch of the processing path (batch.c), and their chunks are
  * deleted (or rewritten) in the same transaction: a message is processed
  * exactly once, whatever crashes.
@@ -76,7 +76,7 @@ static const char *claim_sql =
 " AND shard OPERATOR(pg_catalog.=) $2"
 " ORDER BY upload_id, first_row LIMIT $3";
 
-/* The rest of an upload in a shard (the high queue never cuts one) */
+/* The rest of an upload in a shard (the high queue never cuts an answer) */
 static const char *claim_rest_sql =
 "SELECT " CLAIM_COLUMNS " FROM state_msg.queue_chunks"
 " WHERE queue OPERATOR(pg_catalog.=) $1::pg_catalog.text::state_msg.queue_name"
@@ -210,7 +210,111 @@ typedef struct Claim
 	MemoryContext row_context;	/* one message's, reset per message */
 	TupleDesc	message_desc;	/* of state_msg.queued_message, or NULL */
 	int64		last_upload;	/* of the last chunk taken */
+	HTAB	   *upload_clients; /* high: clients taken of last_upload */
 } Claim;
+
+/* A client id, as the key of Claim.upload_clients */
+typedef struct ClientKey
+{
+	char		client_id[SM_MAX_CLIENT_ID_BYTES + 1];
+} ClientKey;
+
+/*
+ * Note a client taken from the high queue's last upload (or forget them
+ * all, when the next chunk belongs to another upload)
+ */
+static void
+remember_clients(Claim *claim, bool forget, const char *client_id)
+{
+	if (claim->upload_clients == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(ClientKey);
+		ctl.entrysize = sizeof(ClientKey);
+		ctl.hcxt = MemoryContextGetParent(claim->row_context);
+		claim->upload_clients = hash_create("state_msg answers taken", 64,
+											&ctl, HASH_ELEM | HASH_STRINGS |
+											HASH_CONTEXT);
+	}
+	if (forget)
+	{
+		HASH_SEQ_STATUS seq;
+		ClientKey  *key;
+
+		hash_seq_init(&seq, claim->upload_clients);
+		while ((key = hash_seq_search(&seq)) != NULL)
+			(void) hash_search(claim->upload_clients, key, HASH_REMOVE, NULL);
+	}
+	else
+		(void) hash_search(claim->upload_clients, client_id, HASH_ENTER, NULL);
+}
+
+/*
+ * The high queue never cuts a client's resync answer: take, from chunks of
+ * the last upload in the shard, the messages of the clients already taken
+ * from it, and rewrite those chunks with the others' messages (or delete
+ * them).  Returns the messages taken.
+ */
+static int64
+take_answers_rest(Claim *claim, SPITupleTable *rows, uint64 nrows)
+{
+	TupleDesc	desc = rows->tupdesc;
+	Datum		values[INBOX_NATTS];
+	bool		isnull[INBOX_NATTS];
+	int64		taken = 0;
+
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		HeapTuple	tuple = rows->vals[i];
+		bool		null;
+		int16		generation;
+		TimestampTz enqueued_at;
+		QueueChunk	chunk;
+		int			nkept = 0;
+
+		generation = DatumGetInt16(SPI_getbinval(tuple, desc,
+												 CLAIM_GENERATION + 1, &null));
+		enqueued_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc,
+														CLAIM_ENQUEUED_AT + 1,
+														&null));
+		sm_queue_chunk_read(&chunk,
+							SPI_getbinval(tuple, desc, CLAIM_ROW_NUMBERS + 1,
+										  &null),
+							SPI_getbinval(tuple, desc, CLAIM_MESSAGES + 1,
+										  &null));
+		for (int m = 0; m < chunk.n; m++)
+		{
+			MemoryContext old = MemoryContextSwitchTo(claim->row_context);
+			StateMessage msg;
+
+			MemoryContextReset(claim->row_context);
+			sm_queue_message_deform(claim->message_desc, chunk.messages[m],
+									values, isnull);
+			message_from_values(values, isnull, &msg);
+			if (hash_search(claim->upload_clients, msg.client_id, HASH_FIND,
+							NULL) == NULL)
+			{
+				MemoryContextSwitchTo(old);
+				chunk.row_numbers[nkept] = chunk.row_numbers[m];
+				chunk.messages[nkept++] = chunk.messages[m];
+				continue;
+			}
+			sm_batch_add_message(claim->batch, &msg);
+			MemoryContextSwitchTo(old);
+			sm_queue_flow_add(claim->flow, claim->queue, msg.topic_type, 0, 1, 0);
+			taken++;
+		}
+		sm_queue_flow_waiting(claim->flow, claim->queue, enqueued_at,
+							  nkept - chunk.n);
+		if (nkept < chunk.n)
+			sm_queue_chunk_rewrite(generation,
+								   SPI_getbinval(tuple, desc, CLAIM_CTID + 1,
+												 &null),
+								   &chunk, 0, nkept);
+	}
+	return taken;
+}
 
 /*
  * Take claimed chunks, in their order, until limit messages are taken (in
@@ -240,6 +344,7 @@ take_chunks(Claim *claim, SPITupleTable *rows, uint64 nrows, int64 limit)
 		TimestampTz enqueued_at;
 		QueueChunk	chunk;
 		int			take;
+		int64		upload;
 
 		generation = DatumGetInt16(SPI_getbinval(tuple, desc,
 												 CLAIM_GENERATION + 1, &null));
@@ -249,9 +354,11 @@ take_chunks(Claim *claim, SPITupleTable *rows, uint64 nrows, int64 limit)
 		enqueued_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc,
 														CLAIM_ENQUEUED_AT + 1,
 														&null));
-		claim->last_upload = DatumGetInt64(SPI_getbinval(tuple, desc,
-														 CLAIM_UPLOAD_ID + 1,
-														 &null));
+		upload = DatumGetInt64(SPI_getbinval(tuple, desc, CLAIM_UPLOAD_ID + 1,
+											 &null));
+		if (claim->queue == SM_QUEUE_HIGH && upload != claim->last_upload)
+			remember_clients(claim, true, NULL);
+		claim->last_upload = upload;
 		sm_queue_chunk_read(&chunk,
 							SPI_getbinval(tuple, desc, CLAIM_ROW_NUMBERS + 1,
 										  &null),
@@ -274,6 +381,8 @@ take_chunks(Claim *claim, SPITupleTable *rows, uint64 nrows, int64 limit)
 			message_from_values(values, isnull, &msg);
 			sm_batch_add_message(claim->batch, &msg);
 			MemoryContextSwitchTo(old);
+			if (claim->queue == SM_QUEUE_HIGH)
+				remember_clients(claim, false, msg.client_id);
 			sm_queue_flow_add(claim->flow, claim->queue, msg.topic_type, 0, 1, 0);
 		}
 		sm_queue_flow_waiting(claim->flow, claim->queue, enqueued_at, -take);
@@ -291,8 +400,9 @@ take_chunks(Claim *claim, SPITupleTable *rows, uint64 nrows, int64 limit)
 
 /*
  * Take up to limit messages of one queue from one shard (whose lock the
- * caller holds); in the high queue, whole chunks and the rest of the last
- * upload too.  Returns the messages taken.
+ * caller holds); in the high queue, whole chunks, and then the rest of the
+ * last upload's messages of the clients taken from it (a resync answer is
+ * processed whole).  Returns the messages taken.
  */
 static int64
 claim_shard(Claim *claim, int shard, int64 limit)
@@ -328,7 +438,7 @@ claim_shard(Claim *claim, int shard, int64 limit)
 		{
 			SPITupleTable *rest = SPI_tuptable;
 
-			taken += take_chunks(claim, rest, SPI_processed, PG_INT64_MAX);
+			taken += take_answers_rest(claim, rest, SPI_processed);
 			SPI_freetuptable(rest);
 		}
 	}
