@@ -3,8 +3,10 @@
 # refuses a schema owned by a role that is neither the installing role nor a
 # superuser must let a restore through: as a superuser, with or without
 # --no-owner, custom or plain format.  Every table comes back exactly, and
-# the engine runs on the restored database.  A dump of an install whose
-# schema an ordinary role owns is refused, unless restored with --no-owner.
+# the engine runs on the restored database.  Messages waiting in the queue
+# (queued processing) come back exactly, with their counts, and drain.  A
+# dump of an install whose schema an ordinary role owns is refused, unless
+# restored with --no-owner.
 
 use strict;
 use warnings;
@@ -28,6 +30,8 @@ sub dump_state
 		UNION ALL SELECT 'range', m::text FROM state_msg.missing_ranges m
 		UNION ALL SELECT 'request', r::text FROM state_msg.resync_requests r
 		UNION ALL SELECT 'rejected', j::text FROM state_msg.rejected_messages j
+		UNION ALL SELECT 'queue', md5(q::text) FROM state_msg.queue q
+		UNION ALL SELECT 'waiting', b.queue || ' ' || b.waiting FROM state_msg.backlog b
 		ORDER BY 1, 2});
 }
 
@@ -64,8 +68,27 @@ sub engine_works
 	is($out, "in_order\n1\nt\n102", "$what: the engine runs on the restored database");
 }
 
+# The waiting messages of a restored database drain, each once, their
+# details whole
+sub queue_drains
+{
+	my ($db, $what) = @_;
+	my $out = $node->safe_psql(
+		$db, q{
+		CALL state_msg.process_queue();
+		SELECT sum(messages_processed), sum(late_fills) FROM state_msg.clients
+		WHERE client_id LIKE 'dump-q%';
+		SELECT sum(waiting) FROM state_msg.backlog;
+		SELECT length(state_details) FROM state_msg.client_state
+		WHERE client_id = 'dump-q1' AND topic_id = 't3';});
+	is($out, "30|0
+0
+40000", "$what: the waiting messages drain");
+}
+
 # A source database with every kind of row, including a rejected message,
-# a serial reset's request and requests of the check cycle
+# a serial reset's request and requests of the check cycle, and messages
+# waiting in the queue (a resync answer in high, relayed ones in fsp)
 $node->safe_psql('postgres', 'CREATE DATABASE src');
 $node->safe_psql(
 	'src', q{
@@ -85,8 +108,20 @@ $node->safe_psql(
 	VALUES ('dump-3', 1, 500, 't0', 1, '2026-11-20 00:00+00'),
 		   ('dump-4', 101, 500, '', 1, '2026-11-10 02:00+00');
 	SET state_msg.min_missing_message_age = 0;
-	SELECT * FROM state_msg.run_resync_check();});
+	SELECT * FROM state_msg.run_resync_check();
+	SET state_msg.processing = queued;
+	INSERT INTO state_msg.inbox
+		(client_id, serial_number, topic_type, topic_id, state_id, message_time,
+		 user_params, state_details, source)
+	SELECT 'dump-q' || c, s, CASE WHEN s = 10 AND c < 3 THEN 700 ELSE 500 END,
+		   't' || s, CASE WHEN s = 10 AND c < 3 THEN 2 ELSE 1 END,
+		   timestamptz '2026-11-12 00:00+00' + s * interval '1 minute', ARRAY['p', 'q' || s],
+		   CASE WHEN s = 3 THEN repeat('<d>' || c || '</d>', 5000) END,
+		   CASE WHEN c = 3 THEN 'fsp' ELSE 'mp' END
+	FROM generate_series(1, 3) c, generate_series(1, 10) s;});
 my $before = dump_state('src');
+like($before, qr/waiting\|fsp 10\nwaiting\|high 20\nwaiting\|low 0/,
+	'the source has messages waiting in high and fsp');
 like($before, qr/serial_reset/, 'the source has a reset request');
 like($before, qr/rejected/, 'the source has a rejected message');
 
@@ -107,6 +142,7 @@ $node->command_ok(
 is(dump_state('dst1'), $before, 'restored: every row as it was');
 is(owners('dst1'), owners('src'), 'restored: the same owners');
 engine_works('dst1', 'restored');
+queue_drains('dst1', 'restored');
 
 # Restore as another superuser with --no-owner: it owns the schema
 $node->safe_psql('postgres', 'CREATE ROLE restorer SUPERUSER LOGIN');
@@ -128,6 +164,7 @@ $node->command_ok(
 	'plain-format dump restored with psql');
 is(dump_state('dst3'), $before, 'restored from SQL: every row as it was');
 engine_works('dst3', 'restored from SQL');
+queue_drains('dst3', 'restored from SQL');
 
 # A dump of an install whose schema an ordinary role owns (as release 1.0
 # allowed) carries that owner: the restore is refused
