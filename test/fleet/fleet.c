@@ -1439,6 +1439,41 @@ query_int(const char *sql)
 }
 
 /*
+ * Send several statements in one round trip; their results come from
+ * next_rows()
+ */
+static void
+send_statements(const char *sql)
+{
+	if (!PQsendQuery(conn, sql))
+		die("%s: %s", sql, PQerrorMessage(conn));
+}
+
+/*
+ * The next result holding rows of the statements send_statements() sent, or
+ * NULL after the last; the results of commands (the clock's SET) are
+ * skipped, so a caller tells its queries apart by their columns alone, and
+ * any error ends the run
+ */
+static PGresult *
+next_rows(const char *sql)
+{
+	PGresult   *res;
+
+	while ((res = PQgetResult(conn)) != NULL)
+	{
+		ExecStatusType st = PQresultStatus(res);
+
+		if (st == PGRES_TUPLES_OK)
+			return res;
+		if (st != PGRES_COMMAND_OK)
+			die("%s: %s", sql, PQerrorMessage(conn));
+		PQclear(res);
+	}
+	return NULL;
+}
+
+/*
  * The engine clock: set_clock() says which simulated time (seconds since
  * T0) it must read from now on; the SET is sent with the next statement
  * (clock_sql), so a cycle without statements costs nothing.  The offset is
@@ -1789,17 +1824,12 @@ drain(int64_t limit, int32_t now)
 						   "SELECT client_id, messages_processed FROM state_msg.clients"
 						   " WHERE last_processed_time >= to_timestamp(%lld)%s",
 						   clock_sql(), n, (long long) (T0_UNIX + now - HALF_CYCLE / 2), fleet_only("AND"));
-			if (!PQsendQuery(conn, sql))
-				die("%s: %s", sql, PQerrorMessage(conn));
-			while ((res = PQgetResult(conn)) != NULL)
+			send_statements(sql);
+			while ((res = next_rows(sql)) != NULL)
 			{
-				ExecStatusType st = PQresultStatus(res);
-
-				if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-					die("%s: %s", sql, PQerrorMessage(conn));
-				if (st == PGRES_TUPLES_OK && PQnfields(res) == 1)
+				if (PQnfields(res) == 1)
 					got = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-				else if (st == PGRES_TUPLES_OK)
+				else
 					for (int j = 0; j < PQntuples(res); j++)
 					{
 						int			i = client_index(PQgetvalue(res, j, 0));
@@ -2188,15 +2218,10 @@ mid_cycle(int32_t sim, bool check)
 					 (long long) (T0_UNIX + sim));
 		snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql),
 				 "SELECT client_id FROM state_msg.claim_resync_requests(10000)");
-		if (!PQsendQuery(conn, sql))
-			die("%s: %s", sql, PQerrorMessage(conn));
-		while ((res = PQgetResult(conn)) != NULL)
+		send_statements(sql);
+		while ((res = next_rows(sql)) != NULL)
 		{
-			ExecStatusType st = PQresultStatus(res);
-
-			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-				die("%s: %s", sql, PQerrorMessage(conn));
-			if (st == PGRES_TUPLES_OK && PQnfields(res) == 3)
+			if (PQnfields(res) == 3)
 			{
 				int64_t		gh = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 
@@ -2204,7 +2229,7 @@ mid_cycle(int32_t sim, bool check)
 					diff("check cycle at %+d s: held back %lld; rules say %lld",
 						 sim, (long long) gh, (long long) held);
 			}
-			else if (st == PGRES_TUPLES_OK && PQnfields(res) == 2)
+			else if (PQnfields(res) == 2)
 			{
 				int64_t		gi = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 				int64_t		gr = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
@@ -2214,7 +2239,7 @@ mid_cycle(int32_t sim, bool check)
 						 sim, (long long) gi, (long long) gr, (long long) issued,
 						 (long long) reissued);
 			}
-			else if (st == PGRES_TUPLES_OK)
+			else
 			{
 				nclaimed = PQntuples(res);
 				for (int j = 0; j < nclaimed; j++)

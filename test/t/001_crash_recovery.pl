@@ -10,24 +10,36 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use StateMsgTest;
 
 my $node = PostgreSQL::Test::Cluster->new('crash');
 $node->init;
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION state_msg');
 
-# The whole state, every column, for exact comparisons
-sub dump_state
+my $timeout = IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default);
+
+# A psql session in the background, fed from $io->{in}, its output in
+# $io->{out} and $io->{err}
+sub start_session
 {
-	my ($node) = @_;
+	my ($io) = @_;
+	%$io = (in => '', out => '', err => '');
+	return IPC::Run::start(
+		[ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres') ],
+		'<', \$io->{in}, '>', \$io->{out}, '2>', \$io->{err}, $timeout);
+}
+
+# Every missing range, as client:first-last in order
+sub missing_ranges
+{
 	return $node->safe_psql(
 		'postgres', q{
-		SELECT 'clients', c::text FROM state_msg.clients c
-		UNION ALL SELECT 'state', s::text FROM state_msg.client_state s
-		UNION ALL SELECT 'range', m::text FROM state_msg.missing_ranges m
-		UNION ALL SELECT 'request', r::text FROM state_msg.resync_requests r
-		UNION ALL SELECT 'rejected', j::text FROM state_msg.rejected_messages j
-		ORDER BY 1, 2});
+		SELECT string_agg(format('%s:%s-%s', client_id, first_serial, last_serial),
+						  ',' ORDER BY client_id, first_serial)
+		FROM state_msg.missing_ranges});
 }
 
 # Committed batch 1: clients crash-0..crash-9, serials 1..100 each, except
@@ -45,11 +57,8 @@ $node->safe_psql(
 # Session A: a large batch for the same clients (50000 messages, two chunks,
 # including a late fill and a resync complete for crash-0) plus 1000 new
 # clients, processed but left uncommitted.
-my $timeout = IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default);
-my %a = (in => '', out => '', err => '');
-my $ha = IPC::Run::start(
-	[ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres') ],
-	'<', \$a{in}, '>', \$a{out}, '2>', \$a{err}, $timeout);
+my %a;
+my $ha = start_session(\%a);
 $a{in} .= q{
 BEGIN;
 INSERT INTO state_msg.inbox
@@ -79,10 +88,8 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM state_msg.clients'),
 
 # Session B: a batch creating new clients a-ghost-b-* (which sort before
 # crash-*) and then waiting inside its trigger for crash-5, locked by A.
-my %b = (in => '', out => '', err => '');
-my $hb = IPC::Run::start(
-	[ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres') ],
-	'<', \$b{in}, '>', \$b{out}, '2>', \$b{err}, $timeout);
+my %b;
+my $hb = start_session(\%b);
 $b{in} .= q{
 BEGIN;
 INSERT INTO state_msg.inbox
@@ -115,7 +122,7 @@ $node->safe_psql(
 	WHERE s NOT IN (7, 8)
 	ORDER BY c, s});
 
-my $before = dump_state($node);
+my $before = dump_state($node, 'postgres');
 
 # Crash
 $node->stop('immediate');
@@ -126,7 +133,7 @@ for my $h ($ha, $hb)
 unlike($b{out}, qr/B_DONE/, 'batch B never finished');
 $node->start;
 
-is(dump_state($node), $before, 'state after crash recovery is exactly the committed state');
+is(dump_state($node, 'postgres'), $before, 'state after crash recovery is exactly the committed state');
 
 is( $node->safe_psql(
 		'postgres', q{
@@ -143,11 +150,7 @@ is( $node->safe_psql(
 		FROM state_msg.clients WHERE client_id LIKE 'wal-%'}),
 	'5|90|21|21|10',
 	'batch 2 (WAL only) clients replayed');
-is( $node->safe_psql(
-		'postgres', q{
-		SELECT string_agg(format('%s:%s-%s', client_id, first_serial, last_serial),
-						  ',' ORDER BY client_id, first_serial)
-		FROM state_msg.missing_ranges}),
+is(missing_ranges(),
 	'crash-0:50-50,wal-1:7-8,wal-2:7-8,wal-3:7-8,wal-4:7-8,wal-5:7-8',
 	'missing ranges intact');
 is( $node->safe_psql(
@@ -228,18 +231,14 @@ is( $node->safe_psql(
 		WHERE client_id IN ('crash-0', 'crash-1', 'crash-9', 'after-crash', 'wal-1')}),
 	'after-crash:2:1:0:0,crash-0:102:101:1:0,crash-1:111:111:0:1,crash-9:111:110:0:0,wal-1:21:19:1:0',
 	'next serials and counters after recovery');
-is( $node->safe_psql(
-		'postgres', q{
-		SELECT string_agg(format('%s:%s-%s', client_id, first_serial, last_serial),
-						  ',' ORDER BY client_id, first_serial)
-		FROM state_msg.missing_ranges}),
+is(missing_ranges(),
 	'wal-1:7-7,wal-2:7-8,wal-3:7-8,wal-4:7-8,wal-5:7-8',
 	'late fills after recovery shrink the ranges');
 
 # A clean restart keeps the state
-$before = dump_state($node);
+$before = dump_state($node, 'postgres');
 $node->restart;
-is(dump_state($node), $before, 'clean restart keeps the state exactly');
+is(dump_state($node, 'postgres'), $before, 'clean restart keeps the state exactly');
 is( $node->safe_psql(
 		'postgres',
 		q{SELECT state_msg.ingest('crash-0', 102, 100, 't2', 102, '2024-01-01 01:42+00')}),

@@ -14,26 +14,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use StateMsgTest;
 
 my $node = PostgreSQL::Test::Cluster->new('dump');
 $node->init;
 $node->start;
-
-# The whole state, every column, for exact comparisons
-sub dump_state
-{
-	my ($db) = @_;
-	return $node->safe_psql(
-		$db, q{
-		SELECT 'clients', c::text FROM state_msg.clients c
-		UNION ALL SELECT 'state', s::text FROM state_msg.client_state s
-		UNION ALL SELECT 'range', m::text FROM state_msg.missing_ranges m
-		UNION ALL SELECT 'request', r::text FROM state_msg.resync_requests r
-		UNION ALL SELECT 'rejected', j::text FROM state_msg.rejected_messages j
-		UNION ALL SELECT 'queue', md5(q::text) FROM state_msg.queue q
-		UNION ALL SELECT 'waiting', b.queue || ' ' || b.waiting FROM state_msg.backlog b
-		ORDER BY 1, 2});
-}
 
 # Who owns the schema and the extension, and the extension's version
 sub owners
@@ -119,7 +106,7 @@ $node->safe_psql(
 		   CASE WHEN s = 3 THEN repeat('<d>' || c || '</d>', 5000) END,
 		   CASE WHEN c = 3 THEN 'fsp' ELSE 'mp' END
 	FROM generate_series(1, 3) c, generate_series(1, 10) s;});
-my $before = dump_state('src');
+my $before = dump_state($node, 'src');
 like($before, qr/waiting\|fsp 10\nwaiting\|high 20\nwaiting\|low 0/,
 	'the source has messages waiting in high and fsp');
 like($before, qr/serial_reset/, 'the source has a reset request');
@@ -139,7 +126,7 @@ $node->safe_psql('postgres', 'CREATE DATABASE dst1');
 $node->command_ok(
 	[ 'pg_restore', '--exit-on-error', '-d', $node->connstr('dst1'), $custom ],
 	'pg_restore as a superuser');
-is(dump_state('dst1'), $before, 'restored: every row as it was');
+is(dump_state($node, 'dst1'), $before, 'restored: every row as it was');
 is(owners('dst1'), owners('src'), 'restored: the same owners');
 engine_works('dst1', 'restored');
 queue_drains('dst1', 'restored');
@@ -153,7 +140,7 @@ $node->command_ok(
 		'-d', $node->connstr('dst2'), $custom
 	],
 	'pg_restore --no-owner as another superuser');
-is(dump_state('dst2'), $before, 'restored with --no-owner: every row as it was');
+is(dump_state($node, 'dst2'), $before, 'restored with --no-owner: every row as it was');
 is(owners('dst2'), 'restorer restorer 1.1', 'restored with --no-owner: the restoring role owns the schema');
 engine_works('dst2', 'restored with --no-owner');
 
@@ -162,7 +149,7 @@ $node->safe_psql('postgres', 'CREATE DATABASE dst3');
 $node->command_ok(
 	[ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('dst3'), '-f', $plain ],
 	'plain-format dump restored with psql');
-is(dump_state('dst3'), $before, 'restored from SQL: every row as it was');
+is(dump_state($node, 'dst3'), $before, 'restored from SQL: every row as it was');
 engine_works('dst3', 'restored from SQL');
 queue_drains('dst3', 'restored from SQL');
 
@@ -190,7 +177,7 @@ $node->safe_psql('postgres', 'CREATE DATABASE dst5');
 $node->command_ok(
 	[ 'pg_restore', '--exit-on-error', '--no-owner', '-d', $node->connstr('dst5'), $vulnerable ],
 	'restoring it with --no-owner works');
-is(dump_state('dst5'), $before, 'restored with --no-owner: every row as it was');
+is(dump_state($node, 'dst5'), $before, 'restored with --no-owner: every row as it was');
 engine_works('dst5', 'restored with --no-owner from an unsafe install');
 
 $node->stop;

@@ -17,14 +17,13 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
+use FindBin;
+use lib $FindBin::RealBin;
+use StateMsgTest;
 
-my $node = PostgreSQL::Test::Cluster->new('worker');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'state_msg'
+my $node = worker_node(
+	'worker', q{
 state_msg.databases = 'site, older'
-state_msg.worker_naptime = '1s'
 state_msg.resync_check_interval = '2s'
 restart_after_crash = on
 });
@@ -84,6 +83,42 @@ sub timed_psql
 	return $took;
 }
 
+# (Re)defines the stand-in state_msg.process_queue_batch in site: it
+# records its call in public.batch_calls, then runs $then (PL/pgSQL)
+sub stand_in
+{
+	my ($then) = @_;
+	$node->safe_psql(
+		'site', qq{
+CREATE OR REPLACE FUNCTION state_msg.process_queue_batch(max_messages integer)
+RETURNS bigint LANGUAGE plpgsql AS \$\$
+BEGIN
+	INSERT INTO public.batch_calls
+		VALUES (pg_catalog.pg_current_xact_id(), pg_catalog.clock_timestamp(), max_messages);
+	$then
+END \$\$;
+});
+}
+
+# In $db, a BEFORE INSERT trigger $name on state_msg.clients running $body
+# (PL/pgSQL), then one queued message of a new client $client: the batch
+# that processes it fires the trigger
+sub trigger_on_batch
+{
+	my ($db, $name, $body, $client) = @_;
+	$node->safe_psql(
+		$db, qq{
+CREATE FUNCTION public.$name() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+	$body
+END \$\$;
+CREATE TRIGGER $name BEFORE INSERT ON state_msg.clients
+	FOR EACH ROW EXECUTE FUNCTION public.$name();
+SET state_msg.processing = queued;
+SELECT state_msg.ingest('$client', 1, 500, 'u', 1, now());
+});
+}
+
 # --- The launcher starts after recovery -----------------------------------
 # The postmaster starts workers registered for BgWorkerStart_RecoveryFinished
 # just before it logs "ready to accept connections", so the launcher's line
@@ -141,14 +176,8 @@ SKIP:
 	$node->safe_psql(
 		'site', q{
 CREATE TABLE public.batch_calls (xid xid8, at timestamptz, batch_size int);
-CREATE FUNCTION state_msg.process_queue_batch(max_messages integer)
-RETURNS bigint LANGUAGE plpgsql AS $$
-BEGIN
-	INSERT INTO public.batch_calls
-		VALUES (pg_catalog.pg_current_xact_id(), pg_catalog.clock_timestamp(), max_messages);
-	RETURN CASE WHEN (SELECT count(*) FROM public.batch_calls) <= 5 THEN 10 ELSE 0 END;
-END $$;
 });
+	stand_in('RETURN CASE WHEN (SELECT count(*) FROM public.batch_calls) <= 5 THEN 10 ELSE 0 END;');
 	$node->poll_query_until('site',
 		'SELECT count(*) >= 8 FROM public.batch_calls')
 	  or die 'process_queue_batch not called';
@@ -243,30 +272,12 @@ my $calls;
 $log = -s $node->logfile;
 if ($have_batch eq 't')
 {
-	$node->safe_psql(
-		'site', q{
-CREATE FUNCTION public.fail() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	RAISE EXCEPTION 'batch failure for the test';
-END $$;
-CREATE TRIGGER fail BEFORE INSERT ON state_msg.clients
-	FOR EACH ROW EXECUTE FUNCTION public.fail();
-SET state_msg.processing = queued;
-SELECT state_msg.ingest('err-1', 1, 500, 'u', 1, now());
-});
+	trigger_on_batch('site', 'fail',
+		q{RAISE EXCEPTION 'batch failure for the test';}, 'err-1');
 }
 else
 {
-	$node->safe_psql(
-		'site', q{
-CREATE OR REPLACE FUNCTION state_msg.process_queue_batch(max_messages integer)
-RETURNS bigint LANGUAGE plpgsql AS $$
-BEGIN
-	INSERT INTO public.batch_calls
-		VALUES (pg_catalog.pg_current_xact_id(), pg_catalog.clock_timestamp(), max_messages);
-	RAISE EXCEPTION 'batch failure for the test';
-END $$;
-});
+	stand_in(q{RAISE EXCEPTION 'batch failure for the test';});
 }
 $log = $node->wait_for_log(
 	qr/\[$site\] ERROR:  batch failure for the test(?s:.*)\[$site\] LOG:  state_msg: worker for database "site" pauses for 1000 ms after an error/,
@@ -295,16 +306,7 @@ else
 {
 	is($node->safe_psql('site', 'SELECT count(*) FROM public.batch_calls'),
 		$calls, 'the failed calls rolled back');
-	$node->safe_psql(
-		'site', q{
-CREATE OR REPLACE FUNCTION state_msg.process_queue_batch(max_messages integer)
-RETURNS bigint LANGUAGE plpgsql AS $$
-BEGIN
-	INSERT INTO public.batch_calls
-		VALUES (pg_catalog.pg_current_xact_id(), pg_catalog.clock_timestamp(), max_messages);
-	RETURN 0;
-END $$;
-});
+	stand_in(q{RETURN 0;});
 	$node->poll_query_until('site',
 		"SELECT count(*) > $calls FROM public.batch_calls")
 	  or die;
@@ -373,18 +375,8 @@ is(worker_pid('site'), $site, 'SIGHUP: the worker of a database still named runs
 # one queued message fires.
 if ($have_batch eq 't')
 {
-	$node->safe_psql(
-		'slow', q{
-CREATE FUNCTION public.nap() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	PERFORM pg_catalog.pg_sleep(600);
-	RETURN NEW;
-END $$;
-CREATE TRIGGER nap BEFORE INSERT ON state_msg.clients
-	FOR EACH ROW EXECUTE FUNCTION public.nap();
-SET state_msg.processing = queued;
-SELECT state_msg.ingest('slow-1', 1, 500, 'u', 1, now());
-});
+	trigger_on_batch('slow', 'nap',
+		'PERFORM pg_catalog.pg_sleep(600); RETURN NEW;', 'slow-1');
 }
 else
 {
