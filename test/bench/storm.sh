@@ -38,9 +38,7 @@ psql -d storm_template -c "CREATE EXTENSION state_msg"
 # is about 52 messages), 4 everyday messages per client and day, 90 % of the
 # clients in the storm; no random loss, lateness, doubling or reinstall (so
 # that the database can match the clients again), 2 % of the clients never
-# answer; one statement per upload, as management points send them (the
-# high queue never cuts an upload: with one statement per cycle a batch
-# would take every answer of a cycle in its shard, whatever the drain);
+# answer; one statement per upload, as management points send them;
 # queued processing, drained by the simulator between cycles
 COMMON=(--clients "$STORM_CLIENTS" --days "$STORM_DAYS" --seed "$STORM_SEED"
 	--updates 40 --required 0 --rate 4 --storm 0.9

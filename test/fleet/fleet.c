@@ -1860,6 +1860,18 @@ drain(int64_t limit, int32_t now)
 	}
 }
 
+/*
+ * The end of the run drains everything: lift the fsp throttle (to its
+ * largest value, in the simulator's session), so that the relayed
+ * messages it still holds back are processed too
+ */
+static void
+lift_fsp_throttle(void)
+{
+	if (!opt_dry_run)
+		run_command("SET state_msg.fsp_throttle_messages = 2147483647");
+}
+
 /* ---------------------------------------------------------------------- */
 /* Clients and scenarios */
 
@@ -3076,6 +3088,7 @@ main(int argc, char **argv)
 	if (queued && !opt_settle)
 	{
 		/* no final resync: what waits is processed at the next cycle's time */
+		lift_fsp_throttle();
 		drain(-1, (ncycles + 1) * CYCLE);
 		last = ncycles + 1;
 	}
@@ -3108,7 +3121,10 @@ main(int argc, char **argv)
 			while (fsp_queued > 0)
 				deliver_fsp(now);
 			if (queued)
+			{
+				lift_fsp_throttle();
 				drain(-1, now);
+			}
 			set_clock(now + HALF_CYCLE);
 			if (k == ncycles + 1)
 			{

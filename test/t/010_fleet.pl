@@ -178,8 +178,7 @@ SKIP:
 # only enqueue and the simulator drains 20 messages a cycle, so that the
 # resync answers after the restore (nearly every client's within a day,
 # about 22 messages each) wait in the high queue for days (one statement
-# per upload: the high queue never cuts an upload, so with one per cycle a
-# batch would take all of a cycle's answers in a shard).  A small fleet
+# per upload, as the clients send them).  A small fleet
 # makes a small burst: the requests are reissued after one day here
 # (state_msg.min_resync_period, for the simulator's sessions), not three.
 # With state_msg.backlog_aware_resync off the check cycle reissues the
@@ -213,6 +212,15 @@ else
 	{
 		skip 'state_msg.backlog_aware_resync is not in this build', 2;
 	}
+}
+
+# The fsp throttle holding relayed messages at the end of the run (one a
+# simulated hour, a rollout's deployment messages relayed and drained 300
+# a cycle): the end of the run lifts it and drains them too
+{
+	local $ENV{PGOPTIONS} = '-c state_msg.fsp_throttle_messages=1';
+	simulate('throttled', qw(--scenario rollout --clients 300 --days 4 --seed 1
+		  --processing queued --drain 300));
 }
 
 # Generation alone (no server): the simulator is never the bottleneck
