@@ -251,6 +251,71 @@ remember_clients(Claim *claim, bool forget, const char *client_id)
 }
 
 /*
+ * A claimed chunk's row: its partition, its ctid, when its messages were
+ * enqueued, its upload, and its messages (in the caller's memory context)
+ */
+static void
+read_chunk(HeapTuple tuple, TupleDesc desc, int16 *generation, Datum *ctid,
+		   TimestampTz *enqueued_at, int64 *upload, QueueChunk *chunk)
+{
+	bool		null;
+
+	*generation = DatumGetInt16(SPI_getbinval(tuple, desc,
+											  CLAIM_GENERATION + 1, &null));
+	if (*generation < 0 || *generation >= SM_QUEUE_GENERATIONS)
+		elog(ERROR, "queue chunk of generation %d", *generation);
+	*ctid = SPI_getbinval(tuple, desc, CLAIM_CTID + 1, &null);
+	*enqueued_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc,
+													 CLAIM_ENQUEUED_AT + 1,
+													 &null));
+	*upload = DatumGetInt64(SPI_getbinval(tuple, desc, CLAIM_UPLOAD_ID + 1,
+										  &null));
+	sm_queue_chunk_read(chunk,
+						SPI_getbinval(tuple, desc, CLAIM_ROW_NUMBERS + 1, &null),
+						SPI_getbinval(tuple, desc, CLAIM_MESSAGES + 1, &null));
+}
+
+/*
+ * A chunk's message as the validated message it was, in the claim's row
+ * context (reset first: it holds one message at a time)
+ */
+static void
+read_message(Claim *claim, const QueueChunk *chunk, int m, StateMessage *msg)
+{
+	MemoryContext old;
+	Datum		values[INBOX_NATTS];
+	bool		isnull[INBOX_NATTS];
+
+	if (claim->message_desc == NULL)
+	{
+		/* in the drain's context, which outlives the row context */
+		old = MemoryContextSwitchTo(MemoryContextGetParent(claim->row_context));
+		claim->message_desc = lookup_rowtype_tupdesc_copy(chunk->message_type,
+														  -1);
+		MemoryContextSwitchTo(old);
+	}
+	old = MemoryContextSwitchTo(claim->row_context);
+	MemoryContextReset(claim->row_context);
+	sm_queue_message_deform(claim->message_desc, chunk->messages[m], values,
+							isnull);
+	message_from_values(values, isnull, msg);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Feed a message to the batch and note it in the flow (and, in the high
+ * queue, its client as one taken from the last upload)
+ */
+static void
+take_message(Claim *claim, StateMessage *msg)
+{
+	sm_batch_add_message(claim->batch, msg);
+	sm_queue_flow_add(claim->flow, claim->queue, msg->topic_type, 0, 1, 0);
+	if (claim->queue == SM_QUEUE_HIGH)
+		remember_clients(claim, false, msg->client_id);
+}
+
+/*
  * The high queue never cuts a client's resync answer: take, from chunks of
  * the last upload in the shard, the messages of the clients already taken
  * from it, and rewrite those chunks with the others' messages (or delete
@@ -259,59 +324,38 @@ remember_clients(Claim *claim, bool forget, const char *client_id)
 static int64
 take_answers_rest(Claim *claim, SPITupleTable *rows, uint64 nrows)
 {
-	TupleDesc	desc = rows->tupdesc;
-	Datum		values[INBOX_NATTS];
-	bool		isnull[INBOX_NATTS];
 	int64		taken = 0;
 
 	for (uint64 i = 0; i < nrows; i++)
 	{
-		HeapTuple	tuple = rows->vals[i];
-		bool		null;
 		int16		generation;
+		Datum		ctid;
 		TimestampTz enqueued_at;
+		int64		upload;
 		QueueChunk	chunk;
 		int			nkept = 0;
 
-		generation = DatumGetInt16(SPI_getbinval(tuple, desc,
-												 CLAIM_GENERATION + 1, &null));
-		enqueued_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc,
-														CLAIM_ENQUEUED_AT + 1,
-														&null));
-		sm_queue_chunk_read(&chunk,
-							SPI_getbinval(tuple, desc, CLAIM_ROW_NUMBERS + 1,
-										  &null),
-							SPI_getbinval(tuple, desc, CLAIM_MESSAGES + 1,
-										  &null));
+		read_chunk(rows->vals[i], rows->tupdesc, &generation, &ctid,
+				   &enqueued_at, &upload, &chunk);
 		for (int m = 0; m < chunk.n; m++)
 		{
-			MemoryContext old = MemoryContextSwitchTo(claim->row_context);
 			StateMessage msg;
 
-			MemoryContextReset(claim->row_context);
-			sm_queue_message_deform(claim->message_desc, chunk.messages[m],
-									values, isnull);
-			message_from_values(values, isnull, &msg);
+			read_message(claim, &chunk, m, &msg);
 			if (hash_search(claim->upload_clients, msg.client_id, HASH_FIND,
 							NULL) == NULL)
 			{
-				MemoryContextSwitchTo(old);
 				chunk.row_numbers[nkept] = chunk.row_numbers[m];
 				chunk.messages[nkept++] = chunk.messages[m];
 				continue;
 			}
-			sm_batch_add_message(claim->batch, &msg);
-			MemoryContextSwitchTo(old);
-			sm_queue_flow_add(claim->flow, claim->queue, msg.topic_type, 0, 1, 0);
+			take_message(claim, &msg);
 			taken++;
 		}
 		sm_queue_flow_waiting(claim->flow, claim->queue, enqueued_at,
 							  nkept - chunk.n);
 		if (nkept < chunk.n)
-			sm_queue_chunk_rewrite(generation,
-								   SPI_getbinval(tuple, desc, CLAIM_CTID + 1,
-												 &null),
-								   &chunk, 0, nkept);
+			sm_queue_chunk_rewrite(generation, ctid, &chunk, 0, nkept);
 	}
 	return taken;
 }
@@ -328,62 +372,33 @@ take_chunks(Claim *claim, SPITupleTable *rows, uint64 nrows, int64 limit)
 {
 	Datum	   *ctids[SM_QUEUE_GENERATIONS];
 	int			nctids[SM_QUEUE_GENERATIONS] = {0};
-	TupleDesc	desc = rows->tupdesc;
-	Datum		values[INBOX_NATTS];
-	bool		isnull[INBOX_NATTS];
 	int64		taken = 0;
 
 	for (int g = 0; g < SM_QUEUE_GENERATIONS; g++)
 		ctids[g] = palloc(Max(nrows, 1) * sizeof(Datum));
 	for (uint64 i = 0; i < nrows && taken < limit; i++)
 	{
-		HeapTuple	tuple = rows->vals[i];
-		bool		null;
 		int16		generation;
 		Datum		ctid;
 		TimestampTz enqueued_at;
+		int64		upload;
 		QueueChunk	chunk;
 		int			take;
-		int64		upload;
 
-		generation = DatumGetInt16(SPI_getbinval(tuple, desc,
-												 CLAIM_GENERATION + 1, &null));
-		if (generation < 0 || generation >= SM_QUEUE_GENERATIONS)
-			elog(ERROR, "queue chunk of generation %d", generation);
-		ctid = SPI_getbinval(tuple, desc, CLAIM_CTID + 1, &null);
-		enqueued_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc,
-														CLAIM_ENQUEUED_AT + 1,
-														&null));
-		upload = DatumGetInt64(SPI_getbinval(tuple, desc, CLAIM_UPLOAD_ID + 1,
-											 &null));
+		read_chunk(rows->vals[i], rows->tupdesc, &generation, &ctid,
+				   &enqueued_at, &upload, &chunk);
 		if (claim->queue == SM_QUEUE_HIGH && upload != claim->last_upload)
 			remember_clients(claim, true, NULL);
 		claim->last_upload = upload;
-		sm_queue_chunk_read(&chunk,
-							SPI_getbinval(tuple, desc, CLAIM_ROW_NUMBERS + 1,
-										  &null),
-							SPI_getbinval(tuple, desc, CLAIM_MESSAGES + 1,
-										  &null));
-		if (claim->message_desc == NULL)
-			claim->message_desc = lookup_rowtype_tupdesc_copy(chunk.message_type,
-															  -1);
 		take = chunk.n;
 		if (claim->queue != SM_QUEUE_HIGH && take > limit - taken)
 			take = (int) (limit - taken);
 		for (int m = 0; m < take; m++)
 		{
-			MemoryContext old = MemoryContextSwitchTo(claim->row_context);
 			StateMessage msg;
 
-			MemoryContextReset(claim->row_context);
-			sm_queue_message_deform(claim->message_desc, chunk.messages[m],
-									values, isnull);
-			message_from_values(values, isnull, &msg);
-			sm_batch_add_message(claim->batch, &msg);
-			MemoryContextSwitchTo(old);
-			if (claim->queue == SM_QUEUE_HIGH)
-				remember_clients(claim, false, msg.client_id);
-			sm_queue_flow_add(claim->flow, claim->queue, msg.topic_type, 0, 1, 0);
+			read_message(claim, &chunk, m, &msg);
+			take_message(claim, &msg);
 		}
 		sm_queue_flow_waiting(claim->flow, claim->queue, enqueued_at, -take);
 		if (take == chunk.n)
