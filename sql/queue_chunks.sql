@@ -55,12 +55,14 @@ FROM state_msg.clients ORDER BY 1;
 SELECT count(*) AS chunks_left FROM state_msg.queue_chunks;
 
 -- 3. A resync answer straddling the writer's flush of 8,192 messages: A's
--- serials 1-5 (and one relayed message) come first, then 9,000 messages
--- of 900 other clients, then A's 700/2 (serial 6) and serial 7
+-- serials 1-5 (5 of topic 800, high by itself) and one relayed message come
+-- first, then 9,000 messages of 900 other clients, then A's 700/2 (serial
+-- 6) and serial 7: all count as the answer's, all but the relayed one high
 INSERT INTO state_msg.inbox (client_id, serial_number, topic_type, topic_id, state_id, message_time, source)
 SELECT client_id, serial_number, topic_type, topic_id, state_id,
 	   timestamptz '2026-11-10 11:00+00', source
-FROM (SELECT 1 AS part, s AS ord, 'A' AS client_id, s AS serial_number, 500 AS topic_type,
+FROM (SELECT 1 AS part, s AS ord, 'A' AS client_id, s AS serial_number,
+			 CASE WHEN s = 5 THEN 800 ELSE 500 END AS topic_type,
 			 'u' || s AS topic_id, 2 AS state_id, 'mp' AS source
 	  FROM generate_series(1, 5) s
 	  UNION ALL SELECT 1, 6, 'A', NULL, 1300, 'h', 1, 'fsp'

@@ -105,13 +105,13 @@ struct QueueWriter
 static SPIPlanPtr earlier_chunks_plan[SM_QUEUE_GENERATIONS];
 
 /*
- * The chunks of an upload in queues low and fsp of some shards written
- * before a position; $1 shards, $2 upload, $3 the position
+ * The chunks of an upload in some shards written before a position; $1
+ * shards, $2 upload, $3 the position
  */
 static const char *earlier_chunks_sql =
 "SELECT c.ctid, c.queue::pg_catalog.text, c.row_numbers, c.messages"
 " FROM state_msg.queue_%d c"
-" WHERE c.queue OPERATOR(pg_catalog.=) ANY ('{low,fsp}'::state_msg.queue_name[])"
+" WHERE c.queue OPERATOR(pg_catalog.=) ANY ('{high,low,fsp}'::state_msg.queue_name[])"
 " AND c.shard OPERATOR(pg_catalog.=) ANY ($1)"
 " AND c.upload_id OPERATOR(pg_catalog.=) $2"
 " AND c.first_row OPERATOR(pg_catalog.<) $3";
@@ -383,9 +383,9 @@ message_client_id(Datum message)
 /*
  * Move to the high queue the messages of resync answers that an earlier
  * write placed in the low queue (the statement's messages before the one
- * that told their client answers), and count those and the fsp ones as
- * resync answers.  Their chunks are rewritten without them (or deleted),
- * and they are written again as chunks of the high queue.
+ * that told their client answers), and count those and the ones in high
+ * and fsp as resync answers.  Their chunks are rewritten without them (or
+ * deleted), and they are written again as chunks of the high queue.
  */
 static void
 move_earlier_answers(QueueWriter *w)
@@ -437,7 +437,8 @@ move_earlier_answers(QueueWriter *w)
 		char	   *queue = TextDatumGetCString(SPI_getbinval(chunks->vals[c],
 															  chunks->tupdesc,
 															  2, &isnull));
-		bool		fsp = strcmp(queue, "fsp") == 0;
+		SmQueue		q = strcmp(queue, "high") == 0 ? SM_QUEUE_HIGH :
+			strcmp(queue, "fsp") == 0 ? SM_QUEUE_FSP : SM_QUEUE_LOW;
 		QueueChunk	chunk;
 		int			nkept = 0;
 
@@ -463,9 +464,10 @@ move_earlier_answers(QueueWriter *w)
 			topic_type = DatumGetInt32(GetAttributeByNum(DatumGetHeapTupleHeader(chunk.messages[i]),
 														 INBOX_TOPIC_TYPE + 1,
 														 &isnull));
-			if (fsp)
+			if (q != SM_QUEUE_LOW)
 			{
-				sm_queue_flow_add(w->flow, SM_QUEUE_FSP, topic_type, 0, 0, 1);
+				/* high (its topic type) or fsp: it stays; it is an answer's */
+				sm_queue_flow_add(w->flow, q, topic_type, 0, 0, 1);
 				chunk.row_numbers[nkept] = chunk.row_numbers[i];
 				chunk.messages[nkept++] = chunk.messages[i];
 				continue;
