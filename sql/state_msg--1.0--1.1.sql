@@ -2154,23 +2154,31 @@ COMMENT ON COLUMN state_msg.queue_throttle.released IS
 	'fsp messages released to processing in the current interval (at most state_msg.fsp_throttle_messages)';
 
 /*
- * Counts behind state_msg.backlog: insert-only deltas, as state_counts.
- * Every enqueue inserts +n per queue, every drain batch -n per (queue,
- * minute the rows were enqueued), in the transaction that writes or
- * deletes the rows; the sum is exact in every snapshot.
+ * Counts behind state_msg.backlog, and the drainers' count of each
+ * partition's live chunks: insert-only deltas, as state_counts.  Every
+ * enqueue inserts +n per (queue, generation), every drain batch -n per
+ * (queue, minute the messages were enqueued, generation), in the
+ * transaction that writes or deletes the chunks; the sums are exact in
+ * every snapshot.
  */
 CREATE TABLE state_msg.queue_counts (
 	queue state_msg.queue_name NOT NULL,
 	enqueued_minute timestamptz NOT NULL,
-	messages bigint NOT NULL
+	generation smallint NOT NULL,
+	messages bigint NOT NULL,
+	chunks bigint NOT NULL
 );
 COMMENT ON TABLE state_msg.queue_counts IS
-	'Queued processing: per (queue, minute of enqueuing), deltas of the messages waiting; the sum is exact in every snapshot; compacted by drainers';
+	'Queued processing: per (queue, minute of enqueuing, generation), deltas of the messages and chunks waiting; the sums are exact in every snapshot; compacted by drainers';
 COMMENT ON COLUMN state_msg.queue_counts.queue IS 'The queue';
 COMMENT ON COLUMN state_msg.queue_counts.enqueued_minute IS
 	'The minute (engine clock, UTC) the messages were enqueued in';
+COMMENT ON COLUMN state_msg.queue_counts.generation IS
+	'The partition of queue_chunks holding them';
 COMMENT ON COLUMN state_msg.queue_counts.messages IS
 	'Change in the messages waiting (+ enqueued, - processed)';
+COMMENT ON COLUMN state_msg.queue_counts.chunks IS
+	'Change in the chunks holding them (+ written, - deleted)';
 
 CREATE TABLE state_msg.queue_flow (
 	minute timestamptz NOT NULL,

@@ -352,8 +352,8 @@ take_answers_rest(Claim *claim, SPITupleTable *rows, uint64 nrows)
 			take_message(claim, &msg);
 			taken++;
 		}
-		sm_queue_flow_waiting(claim->flow, claim->queue, enqueued_at,
-							  nkept - chunk.n);
+		sm_queue_flow_waiting(claim->flow, claim->queue, generation,
+							  enqueued_at, nkept - chunk.n, nkept == 0 ? -1 : 0);
 		if (nkept < chunk.n)
 			sm_queue_chunk_rewrite(generation, ctid, &chunk, 0, nkept);
 	}
@@ -400,7 +400,8 @@ take_chunks(Claim *claim, SPITupleTable *rows, uint64 nrows, int64 limit)
 			read_message(claim, &chunk, m, &msg);
 			take_message(claim, &msg);
 		}
-		sm_queue_flow_waiting(claim->flow, claim->queue, enqueued_at, -take);
+		sm_queue_flow_waiting(claim->flow, claim->queue, generation,
+							  enqueued_at, -take, take == chunk.n ? -1 : 0);
 		if (take == chunk.n)
 			ctids[generation][nctids[generation]++] = ctid;
 		else
@@ -467,13 +468,13 @@ claim_shard(Claim *claim, int shard, int64 limit)
  * A partition so emptied is truncated by a later rotation.
  */
 static void
-move_stranded(int current, int start)
+move_stranded(int current, const bool *stranded, int start)
 {
 	int64		budget = SM_MOVE_CHUNKS;
 
 	for (int g = 0; g < SM_QUEUE_GENERATIONS && budget > 0; g++)
 	{
-		if (g == current || !sm_queue_partition_stranded(g))
+		if (g == current || !stranded[g])
 			continue;
 		for (int i = 0; i < SM_QUEUE_SHARDS && budget > 0; i++)
 		{
@@ -546,6 +547,8 @@ state_msg_process_queue_batch(PG_FUNCTION_ARGS)
 	Claim		claim;
 	MemoryContext context;
 	int			start;
+	int			current;
+	bool		stranded[SM_QUEUE_GENERATIONS];
 	TimestampTz now;
 
 	if (!PG_ARGISNULL(0))
@@ -622,7 +625,8 @@ state_msg_process_queue_batch(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	sm_queue_maybe_compact(taken > 0);
-	move_stranded(sm_queue_rotate(), start);
+	current = sm_queue_rotate(stranded);
+	move_stranded(current, stranded, start);
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 	MemoryContextDelete(context);

@@ -98,7 +98,6 @@ struct QueueWriter
 	TimestampTz now;
 	int64		first_row;		/* position of the statement's first message */
 	int64		total;
-	int64		per_queue[SM_QUEUE_COUNT];
 	QueueFlow  *flow;
 };
 
@@ -228,6 +227,8 @@ add_chunk(QueueWriter *w, PendingMessage *msgs, int n)
 	slot->tts_values[SM_CHUNK_MESSAGES] =
 		PointerGetDatum(construct_array(messages, n, w->message_type, -1,
 										false, TYPALIGN_DOUBLE));
+	sm_queue_flow_waiting(w->flow, (SmQueue) msgs[0].queue, w->generation,
+						  w->now, n, 1);
 	memset(slot->tts_isnull, false, SM_CHUNK_NATTS * sizeof(bool));
 	ExecStoreVirtualTuple(slot);
 	if (w->nslots == SM_QUEUE_CHUNK_SLOTS)
@@ -328,7 +329,6 @@ flush(QueueWriter *w)
 			if (!found)
 				since->since_row = flush_first_row;
 		}
-		w->per_queue[m->queue]++;
 		sm_queue_flow_add(w->flow, (SmQueue) m->queue, m->topic_type, 1, 0,
 						  answer ? 1 : 0);
 	}
@@ -475,8 +475,6 @@ move_earlier_answers(QueueWriter *w)
 			/* arrived in high, not low */
 			sm_queue_flow_add(w->flow, SM_QUEUE_LOW, topic_type, -1, 0, 0);
 			sm_queue_flow_add(w->flow, SM_QUEUE_HIGH, topic_type, 1, 0, 1);
-			w->per_queue[SM_QUEUE_LOW]--;
-			w->per_queue[SM_QUEUE_HIGH]++;
 			if (nmoved == maxmoved)
 			{
 				maxmoved *= 2;
@@ -489,7 +487,11 @@ move_earlier_answers(QueueWriter *w)
 			nmoved++;
 		}
 		if (nkept < chunk.n)
+		{
 			sm_queue_chunk_rewrite(w->generation, ctid, &chunk, 0, nkept);
+			sm_queue_flow_waiting(w->flow, SM_QUEUE_LOW, w->generation,
+								  w->now, nkept - chunk.n, nkept == 0 ? -1 : 0);
+		}
 	}
 	if (nmoved > 0)
 	{
@@ -521,10 +523,6 @@ sm_queue_writer_end(QueueWriter *w)
 	CommandCounterIncrement();	/* later statements see the chunks */
 	if (total > 0)
 	{
-		for (int q = 0; q < SM_QUEUE_COUNT; q++)
-			if (w->per_queue[q] > 0)
-				sm_queue_flow_waiting(w->flow, (SmQueue) q, w->now,
-									  w->per_queue[q]);
 		sm_queue_flow_write(w->flow, w->now);
 		sm_queue_maybe_compact(false);
 		sm_stats_add(SM_STAT_ENQUEUED, total);

@@ -104,6 +104,7 @@ typedef struct FlowEntry
 typedef struct CountKey
 {
 	int32		queue;
+	int32		generation;
 	TimestampTz minute;
 } CountKey;
 
@@ -111,6 +112,7 @@ typedef struct CountEntry
 {
 	CountKey	key;
 	int64		messages;
+	int64		chunks;
 } CountEntry;
 
 /* What one statement or batch adds to queue_flow and queue_counts */
@@ -124,6 +126,7 @@ static SPIPlanPtr start_upload_plan;
 static SPIPlanPtr write_flow_plan;
 static SPIPlanPtr write_counts_plan;
 static SPIPlanPtr compact_counts_plan;
+static SPIPlanPtr live_chunks_plan;
 static SPIPlanPtr compact_flow_plan;
 static SPIPlanPtr rotation_plan;
 static SPIPlanPtr advance_plan;
@@ -181,12 +184,20 @@ static const char *write_flow_sql =
 " AS u(q, t, a, p, r)";
 
 static const char *write_counts_sql =
-"INSERT INTO state_msg.queue_counts (queue, enqueued_minute, messages)"
+"INSERT INTO state_msg.queue_counts (queue, enqueued_minute, generation,"
+" messages, chunks)"
 " SELECT ('{high,low,fsp}'::state_msg.queue_name[])[u.q OPERATOR(pg_catalog.+) 1],"
-" u.m, u.n"
+" u.m, u.g, u.n, u.c"
 " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int4[]),"
 " pg_catalog.unnest($2::pg_catalog.timestamptz[]),"
-" pg_catalog.unnest($3::pg_catalog.int8[])) AS u(q, m, n)";
+" pg_catalog.unnest($3::pg_catalog.int2[]),"
+" pg_catalog.unnest($4::pg_catalog.int8[]),"
+" pg_catalog.unnest($5::pg_catalog.int8[])) AS u(q, m, g, n, c)";
+
+/* The live chunks of each partition */
+static const char *live_chunks_sql =
+"SELECT generation, pg_catalog.sum(chunks)::pg_catalog.int8"
+" FROM state_msg.queue_counts GROUP BY generation";
 
 /*
  * Compaction folds only the keys that need it (more than one row, or rows
@@ -197,17 +208,24 @@ static const char *write_counts_sql =
  * autovacuum took them)
  */
 static const char *compact_counts_sql =
-"WITH keys AS (SELECT queue, enqueued_minute FROM state_msg.queue_counts"
-"  GROUP BY 1, 2 HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1"
-"  OR pg_catalog.sum(messages) OPERATOR(pg_catalog.=) 0),"
+"WITH keys AS (SELECT queue, enqueued_minute, generation"
+"  FROM state_msg.queue_counts"
+"  GROUP BY 1, 2, 3 HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1"
+"  OR (pg_catalog.sum(messages) OPERATOR(pg_catalog.=) 0"
+"  AND pg_catalog.sum(chunks) OPERATOR(pg_catalog.=) 0)),"
 " folded AS (DELETE FROM state_msg.queue_counts c USING keys k"
 "  WHERE c.queue OPERATOR(pg_catalog.=) k.queue"
 "  AND c.enqueued_minute OPERATOR(pg_catalog.=) k.enqueued_minute"
-"  RETURNING c.queue, c.enqueued_minute, c.messages),"
-" kept AS (INSERT INTO state_msg.queue_counts (queue, enqueued_minute, messages)"
-"  SELECT queue, enqueued_minute, pg_catalog.sum(messages)::pg_catalog.int8"
-"  FROM folded GROUP BY 1, 2"
-"  HAVING pg_catalog.sum(messages) OPERATOR(pg_catalog.<>) 0)"
+"  AND c.generation OPERATOR(pg_catalog.=) k.generation"
+"  RETURNING c.queue, c.enqueued_minute, c.generation, c.messages, c.chunks),"
+" kept AS (INSERT INTO state_msg.queue_counts (queue, enqueued_minute,"
+"  generation, messages, chunks)"
+"  SELECT queue, enqueued_minute, generation,"
+"  pg_catalog.sum(messages)::pg_catalog.int8,"
+"  pg_catalog.sum(chunks)::pg_catalog.int8"
+"  FROM folded GROUP BY 1, 2, 3"
+"  HAVING pg_catalog.sum(messages) OPERATOR(pg_catalog.<>) 0"
+"  OR pg_catalog.sum(chunks) OPERATOR(pg_catalog.<>) 0)"
 " SELECT pg_catalog.count(*) FROM folded";
 
 static const char *compact_flow_sql =
@@ -312,10 +330,13 @@ sm_queue_flow_add(QueueFlow *flow, SmQueue queue, int32 topic_type,
 	e->answers += answers;
 }
 
-/* Add to the messages waiting in a queue that were enqueued at a time */
+/*
+ * Add to the messages, and the chunks holding them, waiting in a queue and
+ * a partition that were enqueued at a time
+ */
 void
-sm_queue_flow_waiting(QueueFlow *flow, SmQueue queue, TimestampTz enqueued_at,
-					  int64 messages)
+sm_queue_flow_waiting(QueueFlow *flow, SmQueue queue, int generation,
+					  TimestampTz enqueued_at, int64 messages, int64 chunks)
 {
 	CountKey	key;
 	CountEntry *e;
@@ -323,11 +344,13 @@ sm_queue_flow_waiting(QueueFlow *flow, SmQueue queue, TimestampTz enqueued_at,
 
 	memset(&key, 0, sizeof(key));
 	key.queue = queue;
+	key.generation = generation;
 	key.minute = minute_of(enqueued_at);
 	e = hash_search(flow->counts, &key, HASH_ENTER, &found);
 	if (!found)
-		e->messages = 0;
+		e->messages = e->chunks = 0;
 	e->messages += messages;
+	e->chunks += chunks;
 }
 
 /* An array of n values of an 8-byte, pass-by-value type */
@@ -390,20 +413,25 @@ sm_queue_flow_write(QueueFlow *flow, TimestampTz now)
 	{
 		Datum	   *q = palloc(ncounts * sizeof(Datum));
 		Datum	   *m = palloc(ncounts * sizeof(Datum));
+		Datum	   *g = palloc(ncounts * sizeof(Datum));
 		Datum	   *n = palloc(ncounts * sizeof(Datum));
-		Oid			types[] = {INT4ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
-		Datum		args[3];
+		Datum	   *c = palloc(ncounts * sizeof(Datum));
+		Oid			types[] = {INT4ARRAYOID, TIMESTAMPTZARRAYOID, INT2ARRAYOID,
+		INT8ARRAYOID, INT8ARRAYOID};
+		Datum		args[5];
 		CountEntry *e;
 
 		i = 0;
 		hash_seq_init(&seq, flow->counts);
 		while ((e = hash_seq_search(&seq)) != NULL)
 		{
-			if (e->messages == 0)
+			if (e->messages == 0 && e->chunks == 0)
 				continue;
 			q[i] = Int32GetDatum(e->key.queue);
 			m[i] = TimestampTzGetDatum(e->key.minute);
+			g[i] = Int16GetDatum((int16) e->key.generation);
 			n[i] = Int64GetDatum(e->messages);
+			c[i] = Int64GetDatum(e->chunks);
 			i++;
 		}
 		if (i > 0)
@@ -411,8 +439,11 @@ sm_queue_flow_write(QueueFlow *flow, TimestampTz now)
 			args[0] = PointerGetDatum(construct_array(q, i, INT4OID, 4, true,
 													  TYPALIGN_INT));
 			args[1] = wide_array(m, i, TIMESTAMPTZOID);
-			args[2] = wide_array(n, i, INT8OID);
-			sm_run_kept(&write_counts_plan, write_counts_sql, 3, types, args,
+			args[2] = PointerGetDatum(construct_array(g, i, INT2OID, 2, true,
+													  TYPALIGN_SHORT));
+			args[3] = wide_array(n, i, INT8OID);
+			args[4] = wide_array(c, i, INT8OID);
+			sm_run_kept(&write_counts_plan, write_counts_sql, 5, types, args,
 						NULL, SPI_OK_INSERT);
 			rows_since_compaction += i;
 		}
@@ -609,12 +640,19 @@ partition_has_rows(int generation)
 	return SPI_processed > 0;
 }
 
+/* What truncate_if_empty() found */
+typedef enum
+{
+	PARTITION_EMPTY,			/* no live chunk (truncated if it had pages) */
+	PARTITION_HAS_CHUNKS,
+	PARTITION_BUSY				/* its lock was not free */
+} PartitionState;
+
 /*
  * Empty partition queue_<generation> with TRUNCATE if its lock is free at
- * once and it holds no live row, and it has pages to give back.  Returns
- * whether the partition is empty of live rows (truncated or not).
+ * once and it holds no live chunk, and it has pages to give back
  */
-static bool
+static PartitionState
 truncate_if_empty(int generation)
 {
 	Oid			relid = partition_oid(generation);
@@ -623,11 +661,11 @@ truncate_if_empty(int generation)
 	char		sql[64];
 
 	if (!ConditionalLockRelationOid(relid, AccessExclusiveLock))
-		return false;
+		return PARTITION_BUSY;
 	if (partition_has_rows(generation))
 	{
 		UnlockRelationOid(relid, AccessExclusiveLock);
-		return false;
+		return PARTITION_HAS_CHUNKS;
 	}
 	rel = table_open(relid, NoLock);
 	pages = RelationGetNumberOfBlocks(rel);
@@ -636,30 +674,80 @@ truncate_if_empty(int generation)
 	{
 		/* nothing to give back: leave the lock to others */
 		UnlockRelationOid(relid, AccessExclusiveLock);
-		return true;
+		return PARTITION_EMPTY;
 	}
 	snprintf(sql, sizeof(sql), "TRUNCATE state_msg.queue_%d", generation);
 	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "SPI_execute failed for \"%s\"", sql);
 	elog(DEBUG1, "state_msg: truncated drained queue partition queue_%d",
 		 generation);
-	return true;
+	return PARTITION_EMPTY;
+}
+
+/*
+ * The live chunks of each partition, by queue_counts (exact in every
+ * snapshot, and cheap: it holds a few rows per minute of enqueuing)
+ */
+static void
+count_live_chunks(int64 *live)
+{
+	for (int g = 0; g < SM_QUEUE_GENERATIONS; g++)
+		live[g] = 0;
+	sm_run_kept(&live_chunks_plan, live_chunks_sql, 0, NULL, NULL, NULL,
+				SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int			g = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[i],
+													SPI_tuptable->tupdesc, 1,
+													&isnull));
+		int64		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													SPI_tuptable->tupdesc, 2,
+													&isnull));
+
+		if (g >= 0 && g < SM_QUEUE_GENERATIONS)
+			live[g] = n;
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Is partition queue_<generation>, which holds live chunks, mostly dead
+ * chunks?  Its live chunks then keep the space of many more drained ones
+ * from being given back: moving them to the current generation lets
+ * TRUNCATE give it back.  Live chunks by queue_counts, dead ones by the
+ * statistics collector (n_dead_tup: its n_live_tup is no count of what a
+ * partition holds, when drainers' deletes are reported before the
+ * enqueuers' inserts).
+ */
+static bool
+partition_stranded(int generation, int64 live)
+{
+	PgStat_StatTabEntry *stats;
+
+	if (live <= 0)
+		return true;			/* counts off, yet chunks there: move them */
+	stats = pgstat_fetch_stat_tabentry(partition_oid(generation));
+	return stats != NULL &&
+		stats->n_dead_tuples >= SM_QUEUE_STRANDED_RATIO * live;
 }
 
 /*
  * After a drain batch: move the current generation on, to a partition that
  * holds no live chunk, when it is older than
  * state_msg.queue_rotation_interval, and empty the other partitions that
- * hold no live chunk.  Returns the current generation.  Inside an SPI
- * connection; never waits for a lock.
+ * hold no live chunk; set stranded[g] for the partitions whose live chunks
+ * should move to the current generation.  Returns the current generation.
+ * Inside an SPI connection; never waits for a lock.
  */
 int
-sm_queue_rotate(void)
+sm_queue_rotate(bool *stranded)
 {
 	bool		isnull;
 	int			current;
 	TimestampTz since;
 	TimestampTz now = sm_engine_now();
+	int64		live[SM_QUEUE_GENERATIONS];
 
 	sm_run_kept(&rotation_plan, rotation_sql, 0, NULL, NULL, NULL,
 				SPI_OK_SELECT);
@@ -672,6 +760,7 @@ sm_queue_rotate(void)
 											  &isnull));
 	if (current < 0 || current >= SM_QUEUE_GENERATIONS)
 		elog(ERROR, "state_msg.queue_rotation holds generation %d", current);
+	count_live_chunks(live);
 
 	/* (a clock moved back leaves since ahead: due too) */
 	if (now < since ||
@@ -683,7 +772,7 @@ sm_queue_rotate(void)
 			Oid			types[] = {INT2OID, TIMESTAMPTZOID, INT2OID};
 			Datum		args[3];
 
-			if (!truncate_if_empty(next))
+			if (live[next] > 0 || truncate_if_empty(next) != PARTITION_EMPTY)
 				continue;
 
 			/*
@@ -702,31 +791,24 @@ sm_queue_rotate(void)
 		}
 	}
 	for (int g = 0; g < SM_QUEUE_GENERATIONS; g++)
-		if (g != current)
-			(void) truncate_if_empty(g);
+	{
+		stranded[g] = false;
+		if (g == current)
+			continue;
+		if (live[g] > 0)
+			stranded[g] = partition_stranded(g, live[g]);
+		else if (truncate_if_empty(g) == PARTITION_HAS_CHUNKS)
+			stranded[g] = partition_stranded(g, 0);
+	}
 	return current;
-}
-
-/*
- * Is partition queue_<generation> mostly dead chunks (by the statistics
- * collector's counts)?  Its live chunks then keep the space of many more
- * drained ones from being given back: moving them to the current
- * generation lets TRUNCATE give it back.
- */
-bool
-sm_queue_partition_stranded(int generation)
-{
-	PgStat_StatTabEntry *stats = pgstat_fetch_stat_tabentry(partition_oid(generation));
-
-	return stats != NULL && stats->n_live_tuples > 0 &&
-		stats->n_dead_tuples >= SM_QUEUE_STRANDED_RATIO * stats->n_live_tuples;
 }
 
 /*
  * Move up to limit chunks of one shard from partition queue_<from> to
  * queue_<to> (the current generation), keeping everything but the
- * generation: their order and counts are unchanged.  The caller holds the
- * shard's lock.  Returns the chunks moved.  Inside an SPI connection.
+ * generation (their order is unchanged), and move their counts with them.
+ * The caller holds the shard's lock.  Returns the chunks moved.  Inside an
+ * SPI connection.
  */
 int64
 sm_queue_move_chunks(int from, int to, int shard, int64 limit)
@@ -736,19 +818,45 @@ sm_queue_move_chunks(int from, int to, int shard, int64 limit)
 							   "SELECT m.ctid FROM state_msg.queue_%d m"
 							   " WHERE m.queue OPERATOR(pg_catalog.=) ANY ('{high,low,fsp}'::state_msg.queue_name[])"
 							   " AND m.shard OPERATOR(pg_catalog.=) $1 LIMIT $2))"
-							   " RETURNING c.*)"
-							   " INSERT INTO state_msg.queue_%d SELECT %d, queue, shard,"
-							   " upload_id, first_row, enqueued_at, row_numbers, messages"
-							   " FROM moved",
+							   " RETURNING c.*),"
+							   " written AS (INSERT INTO state_msg.queue_%d SELECT %d, queue,"
+							   " shard, upload_id, first_row, enqueued_at, row_numbers, messages"
+							   " FROM moved)"
+							   " SELECT queue::pg_catalog.text, enqueued_at,"
+							   " pg_catalog.cardinality(messages) FROM moved",
 							   from, from, to, to);
 	Oid			types[] = {INT2OID, INT8OID};
 	Datum		args[2];
+	QueueFlow  *flow;
+	uint64		moved;
 
 	args[0] = Int16GetDatum(shard);
 	args[1] = Int64GetDatum(limit);
 	if (SPI_execute_with_args(sql, 2, types, args, NULL, false, 0) !=
-		SPI_OK_INSERT)
+		SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute failed moving queue chunks");
 	pfree(sql);
-	return (int64) SPI_processed;
+	moved = SPI_processed;
+	if (moved == 0)
+		return 0;
+	flow = sm_queue_flow_begin(CurrentMemoryContext);
+	for (uint64 i = 0; i < moved; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *name = TextDatumGetCString(SPI_getbinval(tuple, desc, 1,
+															 &isnull));
+		TimestampTz enqueued_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc,
+																	2, &isnull));
+		int64		n = DatumGetInt32(SPI_getbinval(tuple, desc, 3, &isnull));
+		SmQueue		q = strcmp(name, "high") == 0 ? SM_QUEUE_HIGH :
+			strcmp(name, "fsp") == 0 ? SM_QUEUE_FSP : SM_QUEUE_LOW;
+
+		sm_queue_flow_waiting(flow, q, from, enqueued_at, -n, -1);
+		sm_queue_flow_waiting(flow, q, to, enqueued_at, n, 1);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	sm_queue_flow_write(flow, sm_engine_now());
+	return (int64) moved;
 }

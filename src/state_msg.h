@@ -404,11 +404,11 @@ extern QueueFlow *sm_queue_flow_begin(MemoryContext context);
 extern void sm_queue_flow_add(QueueFlow *flow, SmQueue queue, int32 topic_type,
 							  int64 arrived, int64 processed, int64 answers);
 extern void sm_queue_flow_waiting(QueueFlow *flow, SmQueue queue,
-								  TimestampTz enqueued_at, int64 messages);
+								  int generation, TimestampTz enqueued_at,
+								  int64 messages, int64 chunks);
 extern void sm_queue_flow_write(QueueFlow *flow, TimestampTz now);
 extern void sm_queue_maybe_compact(bool force);
-extern int	sm_queue_rotate(void);
-extern bool sm_queue_partition_stranded(int generation);
+extern int	sm_queue_rotate(bool *stranded);
 extern int64 sm_queue_move_chunks(int from, int to, int shard, int64 limit);
 extern SPIPlanPtr sm_queue_partition_plan(SPIPlanPtr *plans, int generation,
 										  const char *sql_format, int nargs,
