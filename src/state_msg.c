@@ -274,7 +274,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	define_duration("state_msg.queue_rotation_interval",
-					"How long enqueuing writes one partition of state_msg.queue before a drainer moves it to the next.",
+					"How long enqueuing writes one partition of state_msg.queue_chunks before a drainer moves it on.",
 					"Drained partitions are emptied with TRUNCATE, so the queue leaves no dead rows behind.",
 					&sm_queue_rotation_interval, 1, 0);
 
