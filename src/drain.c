@@ -481,9 +481,14 @@ move_stranded(int current, const bool *stranded, int start)
 			int			shard = (start + i) % SM_QUEUE_SHARDS;
 			bool		fresh;
 
+			int64		moved;
+
 			if (!lock_shard(shard, &fresh))
 				continue;
-			budget -= sm_queue_move_chunks(g, current, shard, budget);
+			moved = sm_queue_move_chunks(g, current, shard, budget);
+			if (moved == 0 && fresh)
+				unlock_shard(shard);
+			budget -= moved;
 		}
 	}
 }
