@@ -221,15 +221,18 @@ SQL
 # mean of the first and last third
 echo
 echo "After the warm-up (minutes $((WARMUP + 1)) to $MINUTES):"
-psql -P footer=off -v w="$WARMUP" <<'SQL'
-WITH s AS (
-	SELECT minute, relname, size, dead FROM bench.samples WHERE minute > :w
-	UNION ALL
-	SELECT ceil(second / 60.0)::integer, 'queue (sum of 3)', max(size), max(dead)
-	FROM (SELECT second, sum(size) AS size, sum(dead) AS dead FROM bench.samples_raw
-		  WHERE relname IN ('queue_0', 'queue_1', 'queue_2') GROUP BY second) r
-	WHERE second > 60 * :w GROUP BY 1
-), b AS (SELECT max(minute) AS hi, min(minute) AS lo FROM s)
+psql -v w="$WARMUP" <<'SQL'
+CREATE VIEW bench.after_warmup AS
+SELECT minute, relname, size, dead FROM bench.samples WHERE minute > :w
+UNION ALL
+SELECT ceil(second / 60.0)::integer, 'queue (sum of 3)', max(size), max(dead)
+FROM (SELECT second, sum(size) AS size, sum(dead) AS dead FROM bench.samples_raw
+	  WHERE relname IN ('queue_0', 'queue_1', 'queue_2') GROUP BY second) r
+WHERE second > 60 * :w GROUP BY 1;
+SQL
+psql -P footer=off <<'SQL'
+WITH s AS (SELECT * FROM bench.after_warmup),
+b AS (SELECT max(minute) AS hi, min(minute) AS lo FROM s)
 SELECT relname,
 	   pg_size_pretty(min(size)) AS min_size, pg_size_pretty(max(size)) AS max_size,
 	   round(avg(size) FILTER (WHERE minute < lo + (hi - lo + 1) / 3) / 1024) AS first_third_kb,
@@ -240,15 +243,9 @@ SELECT relname,
 FROM s, b
 GROUP BY relname ORDER BY relname;
 SQL
-psql -At -v w="$WARMUP" <<'SQL'
-WITH s AS (
-	SELECT minute, relname, size, dead FROM bench.samples WHERE minute > :w
-	UNION ALL
-	SELECT ceil(second / 60.0)::integer, 'queue', max(size), max(dead)
-	FROM (SELECT second, sum(size) AS size, sum(dead) AS dead FROM bench.samples_raw
-		  WHERE relname IN ('queue_0', 'queue_1', 'queue_2') GROUP BY second) r
-	WHERE second > 60 * :w GROUP BY 1
-), b AS (SELECT max(minute) AS hi, min(minute) AS lo FROM s),
+psql -At <<'SQL'
+WITH s AS (SELECT * FROM bench.after_warmup),
+b AS (SELECT max(minute) AS hi, min(minute) AS lo FROM s),
 t AS (
 	SELECT relname,
 		   avg(size) FILTER (WHERE minute < lo + (hi - lo + 1) / 3) AS s1,
